@@ -1,0 +1,154 @@
+"""Training state <-> file: atomic saves, `weights_only` loads, and finding a run's checkpoints.
+
+A checkpoint is a plain dict of tensors and Python primitives (see `Trainer.state_dict`), so it
+loads with `torch.load(weights_only=True)`, which cannot execute code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "gan-cli-checkpoint"
+FORMAT_VERSION = 1
+STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, unsafe or foreign; the message names the file."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, flush + fsync, then rename over `path`.
+
+    A reader (or a crash at any moment) sees either the old complete file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def link_atomic(src: Path, dst: Path) -> None:
+    """Make `dst` an atomic alias of the finished file `src` (a hard link, else a copy)."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        save_atomic(torch.load(src, map_location="cpu", weights_only=True), dst)
+    _fsync_dir(dst.parent)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and check a gan-cli checkpoint; every failure is a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory.")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: is not a file.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused to load. The file holds Python objects other than tensors and plain "
+            "data, which a gan-cli checkpoint never does; loading it could run code, so nothing in "
+            f"it was executed. Only load checkpoints you trust. (torch: {str(e).splitlines()[0]})"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise CheckpointError(
+            f"{path}: is not a readable checkpoint; it is truncated, corrupt or not a PyTorch file "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})."
+        ) from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: is a PyTorch file but not a gan-cli checkpoint (no '{FORMAT}' marker)."
+        )
+    if obj.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: was written by a newer gan-cli (format {obj['format_version']}); "
+            f"this one reads format {FORMAT_VERSION}. Upgrade gan-cli."
+        )
+    return obj
+
+
+def step_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of `step_*.pt` files, oldest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := STEP_FILE.match(p.name))]
+    return sorted(found)
+
+
+def resolve_resume(target: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """A run directory or a checkpoint file -> (checkpoint file, run directory)."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        ckpt_dir = path / "checkpoints"
+        last = ckpt_dir / "last.pt"
+        if last.is_file():
+            return last, path
+        steps = step_checkpoints(ckpt_dir)
+        if steps:
+            return steps[-1][1], path
+        raise CheckpointError(f"{path}: a directory without checkpoints/last.pt or step_*.pt to resume.")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory to resume from.")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return path, run_dir
+
+
+def run_dir_of(resume: str | None, fresh: str) -> str:
+    """Hydra resolver for hydra.run.dir: a resumed run keeps writing into its own folder."""
+    if not resume:
+        return fresh
+    path = Path(resume).expanduser()
+    if path.is_file():
+        return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+    return str(path)
+
+
+class CheckpointWriter:
+    """Writes `checkpoints/step_XXXXXX.pt`, points `last.pt` at it, keeps the newest `keep`
+    step files (0: only last.pt)."""
+
+    def __init__(self, ckpt_dir: Path, keep: int) -> None:
+        self.dir = ckpt_dir
+        self.keep = keep
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ckpt_dir.glob(".*.tmp"):  # left by a process killed mid-save
+            stale.unlink(missing_ok=True)
+
+    def save(self, state: dict[str, Any], step: int) -> Path:
+        path = self.dir / f"step_{step:06d}.pt"
+        save_atomic({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
+        link_atomic(path, self.dir / "last.pt")
+        steps = step_checkpoints(self.dir)
+        for _, old in steps[: -self.keep] if self.keep > 0 else steps:
+            old.unlink(missing_ok=True)
+        return path

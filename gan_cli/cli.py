@@ -1,0 +1,212 @@
+"""Command-line entry points. `gan-train` = Hydra composition -> checks -> `train(cfg)`.
+
+Heavy imports (torch, the trainer) happen inside the functions so `gan-train --help` and config
+errors answer quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from gan_cli.checkpoint import run_dir_of
+from gan_cli.schema import GROUPS, Config, ConfigError, check_config, register, valid_keys
+
+CONFIG_PATH = "pkg://gan_cli.configs"
+# keys a resumed run may change; everything under model.* and data.* (but where the files are)
+# must match the checkpoint, since it fixes the networks' shapes and the data they learn
+RESUME_FIXED = ("model", "data")
+RESUME_FREE = ("data.root", "data.download")
+
+
+class UserError(RuntimeError):
+    """An error the user can fix; printed as one paragraph without a traceback."""
+
+
+def _setup() -> None:
+    register()
+    if not OmegaConf.has_resolver("gan_run_dir"):
+        OmegaConf.register_new_resolver("gan_run_dir", run_dir_of)
+        OmegaConf.register_new_resolver("gan_output_subdir", lambda resume: None if resume else ".hydra")
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Refuse `key=value` overrides whose key the schema does not know, listing the valid keys.
+
+    Hydra would refuse them too, but without saying which keys exist."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    candidates = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except HydraException:
+        return  # a syntax error: Hydra reports it with its own message
+    for o in overrides:
+        key = o.key_or_group
+        if "/" in key or key.split(".")[0] == "hydra" or o.package:
+            continue
+        if "." not in key:
+            allowed = [*valid_keys(""), "experiment"]
+            if key not in allowed:
+                raise UserError(
+                    f"Unknown config key '{key}'. Valid top-level keys and groups: "
+                    f"{', '.join(sorted(allowed))}."
+                )
+            continue
+        parent, leaf = key.rsplit(".", 1)
+        keys = valid_keys(parent)
+        if keys is None:
+            raise UserError(f"Unknown config key '{key}': '{parent}' is not a config section.")
+        if leaf not in keys and not o.is_delete():
+            raise UserError(
+                f"Unknown config key '{key}'. Valid keys in '{parent}': {', '.join(sorted(keys))}."
+            )
+
+
+def _parsed_task_overrides() -> list[Any]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> DictConfig:
+    """The run's own config, with this command line's overrides applied where they are allowed.
+
+    Model and data overrides that differ from the checkpoint are refused, all listed at once."""
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    for o in _parsed_task_overrides():
+        key = o.key_or_group
+        if key == "resume" or key.startswith("hydra"):
+            continue
+        if key == "experiment":
+            raise UserError(f"resume: experiment= cannot be changed when resuming {source}.")
+        if key in GROUPS:  # a group choice: take that whole section as composed now
+            sections = ["loss", "optim"] if key == "loss" else [key]  # loss sets its optimizer
+            for section in sections:
+                cfg[section] = composed[section]
+        else:
+            OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    before = _flatten(saved)
+    mismatches = [
+        f"{k}: checkpoint has {before.get(k)!r}, this command asks for {now.get(k)!r}"
+        for k in sorted(set(now) | set(before))
+        if k.split(".")[0] in RESUME_FIXED and k not in RESUME_FREE and now.get(k) != before.get(k)
+    ]
+    if mismatches:
+        raise UserError(
+            f"resume: refusing to continue {source} with a different model or data set:\n  - "
+            + "\n  - ".join(mismatches)
+            + "\nDrop these overrides (run-length, logging, sampling, loss and optimizer settings "
+            "may change), or start a new run."
+        )
+    cfg.resume = str(source)
+    return cfg
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train one run from a composed config; returns the final health metrics."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from gan_cli.checkpoint import CheckpointWriter, load_checkpoint, resolve_resume
+    from gan_cli.logs import RunLogger
+    from gan_cli.trainer import Trainer
+
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    choices = {g: str(c) for g, c in hc.runtime.choices.items() if g in GROUPS or g == "experiment"}
+    state = None
+    if cfg.resume:
+        ckpt_path, run_dir = resolve_resume(cfg.resume)
+        state = load_checkpoint(ckpt_path)
+        cfg = resume_config(cfg, state["config"], ckpt_path)
+        choices = state.get("choices", choices)
+    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    check_config(typed)
+
+    print(f"Run directory: {run_dir.resolve()}", flush=True)
+    trainer = Trainer(typed, run_dir, choices)
+    if state is not None:
+        trainer.load_state_dict(state, Path(str(cfg.resume)))
+        print(f"Resumed from {cfg.resume} at step {trainer.step}.", flush=True)
+    t = typed.trainer
+    logger = RunLogger(run_dir, t.steps, trainer.step, t.progress, t.tensorboard)
+    writer = CheckpointWriter(run_dir / "checkpoints", t.keep_ckpts)
+    try:
+        metrics = trainer.fit(logger, writer)
+    finally:
+        logger.close()
+    print(
+        f"Done: {trainer.step} steps in {run_dir.resolve()}. Samples in samples/, checkpoints in "
+        f"checkpoints/. To train longer: gan-train resume={run_dir} trainer.steps={2 * t.steps}",
+        flush=True,
+    )
+    return metrics
+
+
+def _report(e: BaseException) -> None:
+    print(f"Error: {e}", file=sys.stderr, flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+def _hydra_train(cfg: DictConfig) -> float | None:
+    from gan_cli.checkpoint import CheckpointError
+    from gan_cli.data import DataError
+    from gan_cli.models import ModelConfigError
+    from gan_cli.trainer import Interrupted, NonFiniteError
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    try:
+        if missing:
+            raise UserError(f"Config keys without a value: {', '.join(missing)}.")
+        metrics = train(cfg)
+    except Interrupted as e:
+        from hydra.core.hydra_config import HydraConfig
+
+        run_dir = run_dir_of(str(cfg.resume) if cfg.resume else None, HydraConfig.get().runtime.output_dir)
+        print(
+            f"\nStopped by {e}; checkpoint written to {e.checkpoint}.\n"
+            f"Resume with: gan-train resume={run_dir}",
+            file=sys.stderr, flush=True,
+        )
+        sys.exit(128 + e.signum)
+    except (UserError, ConfigError, CheckpointError, DataError, ModelConfigError,
+            NonFiniteError) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _report(e)
+        sys.exit(2)
+    objective = cfg.trainer.objective
+    value = metrics.get(objective)
+    return float(value) if value is not None else None
+
+
+def train_main() -> None:
+    """Console script `gan-train`."""
+    _setup()
+    try:
+        check_overrides(sys.argv[1:])
+    except UserError as e:
+        _report(e)
+        sys.exit(2)
+    _hydra_train()
+
+
+if __name__ == "__main__":
+    train_main()

@@ -1,0 +1,121 @@
+"""Health of the game: windowed metrics accumulated on the device, and named warnings.
+
+Per step the trainer adds a handful of scalars into one device tensor (no host sync); every
+`trainer.log_every` steps `HealthMonitor.summarise` reads it back once and turns it into the
+metrics of DESIGN.md and the warnings that hold for that window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from gan_cli.schema import HealthConfig
+
+# order of the per-step values accumulated on the device
+FIELDS = ("loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g")
+
+WARNING_TEXT = {
+    "D_OVERPOWERS": "D separates real from fake almost perfectly (d/real > {overpower_real}, "
+    "d/fake < {overpower_fake}); G gets vanishing gradients. Try a lower optim.lr_d, "
+    "loss=hinge or nonsaturating, label smoothing or fewer D steps.",
+    "D_FAILING": "D scores real data below {failing_real} on average: it is losing the game. "
+    "Try a higher optim.lr_d or a smaller optim.lr_g.",
+    "G_COLLAPSE": "the diversity of fixed-noise samples fell below {collapse_ratio} of a real "
+    "batch's: G may be collapsing onto few modes. Try a lower optim.lr_g or another loss.",
+    "NON_FINITE": "a loss became NaN or inf.",
+}
+
+
+def mean_pairwise_distance(x: Tensor) -> Tensor:
+    """Mean L2 distance over all pairs of samples (flattened); 0 for identical samples."""
+    flat = x.detach().float().flatten(1)
+    return torch.pdist(flat).mean() if len(flat) > 1 else flat.new_zeros(())
+
+
+@contextlib.contextmanager
+def frozen_buffers(module: nn.Module) -> Iterator[None]:
+    """Run a module without leaving a trace in its buffers (BatchNorm running statistics), so
+    that looking at G never changes the training state."""
+    saved = [b.clone() for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, s in zip(module.buffers(), saved, strict=True):
+                b.copy_(s)
+
+
+@dataclass
+class Summary:
+    step: int
+    metrics: dict[str, float]
+    warnings: list[str]
+    first_nonfinite_step: int  # -1 when every loss of the window was finite
+
+
+class HealthMonitor:
+    def __init__(self, cfg: HealthConfig, probabilistic: bool, device: torch.device) -> None:
+        self.cfg = cfg
+        self.probabilistic = probabilistic
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.acc = torch.zeros(len(FIELDS), device=self.device, dtype=torch.float64)
+        self.steps = 0
+        self.first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+
+    def add(self, step: int, values: Tensor) -> None:
+        """Accumulate one step's FIELDS (a 1-D device tensor) without synchronising."""
+        values = values.detach().to(torch.float64)
+        bad = ~torch.isfinite(values[:2]).all()
+        self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
+        self.acc += values
+        self.steps += 1
+
+    def nonfinite_step(self) -> int:
+        """First step of the window with a non-finite loss, or -1 (synchronises)."""
+        return int(self.first_bad.item())
+
+    def summarise(self, step: int, diversity: float | None) -> Summary:
+        """Window means, diversity and the warnings they raise; starts the next window."""
+        means = (self.acc / max(self.steps, 1)).tolist()
+        metrics = dict(zip(FIELDS, means, strict=True))
+        if diversity is not None:
+            metrics["diversity"] = diversity
+        first_bad = self.nonfinite_step()
+        warnings = self._warnings(metrics, first_bad, step)
+        self.reset()
+        return Summary(step, metrics, warnings, first_bad)
+
+    def _warnings(self, m: dict[str, float], first_bad: int, step: int) -> list[str]:
+        c = self.cfg
+        out = []
+        if first_bad >= 0:
+            out.append("NON_FINITE")
+        if step <= c.warmup:
+            return out
+        if self.probabilistic and m["d/real"] > c.overpower_real and m["d/fake"] < c.overpower_fake:
+            out.append("D_OVERPOWERS")
+        if self.probabilistic and m["d/real"] < c.failing_real:
+            out.append("D_FAILING")
+        if "diversity" in m and m["diversity"] < c.collapse_ratio:
+            out.append("G_COLLAPSE")
+        return out
+
+    def explain(self, name: str) -> str:
+        return WARNING_TEXT[name].format(**vars(self.cfg))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"acc": self.acc, "steps": self.steps, "first_bad": self.first_bad}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.acc = state["acc"].to(self.device)
+        self.steps = int(state["steps"])
+        self.first_bad = state["first_bad"].to(self.device)

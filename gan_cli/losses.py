@@ -1,0 +1,86 @@
+"""GAN objectives on raw D logits: one (d_loss, g_loss) pair per variant, plus penalties.
+
+Written with softplus / logits throughout (never BCELoss), which is exact and safe under autocast:
+-log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    d_loss: Callable[[Tensor, Tensor], Tensor]  # (real logits, fake logits) -> scalar
+    g_loss: Callable[[Tensor], Tensor]  # fake logits -> scalar
+    probabilistic: bool  # sigmoid(logit) is meant as P(real): D_OVERPOWERS / D_FAILING apply
+
+
+def _gan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _minimax_g(fake: Tensor) -> Tensor:
+    # G minimises log(1 - D(G(z))) = -softplus(logit): the saturating loss of the original paper
+    return -F.softplus(fake).mean()
+
+
+def _nonsaturating_g(fake: Tensor) -> Tensor:
+    return F.softplus(-fake).mean()
+
+
+def _wgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return fake.mean() - real.mean()
+
+
+def _wgan_g(fake: Tensor) -> Tensor:
+    return -fake.mean()
+
+
+def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def _lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (real - 1.0).pow(2).mean() + 0.5 * fake.pow(2).mean()
+
+
+def _lsgan_g(fake: Tensor) -> Tensor:
+    return 0.5 * (fake - 1.0).pow(2).mean()
+
+
+LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss(_gan_d, _minimax_g, probabilistic=True),
+    "nonsaturating": GANLoss(_gan_d, _nonsaturating_g, probabilistic=True),
+    "wgan": GANLoss(_wgan_d, _wgan_g, probabilistic=False),
+    "wgan_gp": GANLoss(_wgan_d, _wgan_g, probabilistic=False),
+    "hinge": GANLoss(_hinge_d, _wgan_g, probabilistic=True),
+    "lsgan": GANLoss(_lsgan_d, _lsgan_g, probabilistic=False),
+}
+
+
+def gradient_penalty(
+    d: nn.Module, real: Tensor, fake: Tensor, y: Tensor | None, gen: torch.Generator
+) -> Tensor:
+    """WGAN-GP: E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates, computed in fp32
+    (autocast off) because the penalty's second-order gradients underflow in half precision."""
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        real, fake = real.float(), fake.float()
+        eps_shape = (len(real),) + (1,) * (real.dim() - 1)
+        eps = torch.rand(eps_shape, device=real.device, generator=gen)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        out = d(x_hat, y)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+@torch.no_grad()
+def clip_weights(d: nn.Module, clip: float) -> None:
+    """WGAN's Lipschitz constraint by weight clipping (Arjovsky et al. 2017)."""
+    for p in d.parameters():
+        p.clamp_(-clip, clip)

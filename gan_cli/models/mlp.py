@@ -1,0 +1,54 @@
+"""The classic fully connected GAN pair, for 2-D points or flattened images."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from gan_cli.models.norm import norm_1d
+
+
+class MLPGenerator(nn.Module):
+    """z -> hidden... -> prod(out_shape). Tanh for images ([-1, 1]); linear for vector data,
+    whose range (grid25 spans [-4, 4]) a tanh could not reach."""
+
+    def __init__(
+        self, z_dim: int, hidden: list[int], out_shape: tuple[int, ...], norm: str, tanh: bool
+    ) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.out_shape = out_shape
+        layers: list[nn.Module] = []
+        width = z_dim
+        for i, h in enumerate(hidden):
+            # the first layer sees raw noise and is left unnormalised, as in the classic recipe
+            use_norm = norm if i > 0 else "none"
+            layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
+            width = h
+        layers.append(nn.Linear(width, math.prod(out_shape)))
+        if tanh:
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(z).view(len(z), *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """x -> hidden... -> 1 logit per sample."""
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], norm: str) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(in_shape)
+        for i, h in enumerate(hidden):
+            use_norm = norm if i > 0 else "none"
+            layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.net(x).view(-1)
+

@@ -1,0 +1,225 @@
+"""Structured configs: the typed schema every YAML file and command-line override is checked against.
+
+Each group (`data`, `model`, `loss`, `optim`, `trainer`) is one dataclass. The whole tree is
+registered as `base_config` in Hydra's ConfigStore and sits first in `configs/config.yaml`'s
+defaults list, so an unknown key, a wrong type or an invalid choice fails at composition time,
+before any work, with a message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class DataName(str, Enum):
+    mnist5k = "mnist5k"
+    ring8 = "ring8"
+    grid25 = "grid25"
+    fake = "fake"
+
+
+class ModelName(str, Enum):
+    mlp = "mlp"
+    dcgan = "dcgan"
+    cgan = "cgan"
+
+
+class CondMode(str, Enum):
+    projection = "projection"  # Miyato & Koyama 2018: logit += <embed(y), features(x)>
+    concat = "concat"  # one-hot label maps stacked onto the image channels
+
+
+class Norm(str, Enum):
+    auto = "auto"  # batch norm, except layer norm in D for wgan_gp (the penalty is per sample)
+    batch = "batch"
+    layer = "layer"
+    none = "none"
+
+
+class LossName(str, Enum):
+    minimax = "minimax"
+    nonsaturating = "nonsaturating"
+    wgan = "wgan"
+    wgan_gp = "wgan_gp"
+    hinge = "hinge"
+    lsgan = "lsgan"
+
+
+class OptimName(str, Enum):
+    adam = "adam"
+    rmsprop = "rmsprop"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 on a CUDA GPU that supports it, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class OnNonFinite(str, Enum):
+    stop = "stop"  # stop with a message naming the step and the loss; checkpoints stay intact
+    skip = "skip"  # drop the update of any step whose loss is not finite (one host sync a step)
+    rollback = "rollback"  # reload the last good checkpoint and scale the learning rates down
+
+
+@dataclass
+class DataConfig:
+    name: DataName = MISSING
+    root: str | None = None  # where files live, for sets that have files
+    download: bool = False
+    channels: int = 1  # images: 1 (grey) or 3 (RGB); 0 for vector data
+    image_size: int = 32  # images: height = width in pixels; 0 for vector data
+    dim: int = 0  # vector data (2-D point sets): its dimension; 0 for images
+    num_classes: int = 0  # 0 = unlabelled
+    size: int = 5000  # number of items, for generated sets (fake, ring8, grid25)
+    seed: int = 0  # seed of generated sets, independent of trainer.seed
+    std: float = 0.0  # std of each Gaussian mode (ring8, grid25)
+
+
+@dataclass
+class ModelConfig:
+    name: ModelName = MISSING
+    z_dim: int = 100
+    # mlp: hidden widths of G (input to output) and D (input to output)
+    g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
+    d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
+    g_channels: int = 64
+    d_channels: int = 64
+    g_norm: Norm = Norm.auto
+    d_norm: Norm = Norm.auto
+    # cgan
+    embed_dim: int = 50
+    cond: CondMode = CondMode.projection
+
+
+@dataclass
+class LossConfig:
+    name: LossName = MISSING
+    n_critic: int = 1  # D steps per G step
+    gp_weight: float = 10.0  # wgan_gp
+    clip: float = 0.01  # wgan weight clipping
+
+
+@dataclass
+class OptimConfig:
+    name: OptimName = OptimName.adam
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam only
+    weight_decay: float = 0.0
+
+
+@dataclass
+class HealthConfig:
+    overpower_real: float = 0.99  # D_OVERPOWERS: window mean d/real above this ...
+    overpower_fake: float = 0.01  # ... and d/fake below this
+    failing_real: float = 0.5  # D_FAILING: window mean d/real below this
+    collapse_ratio: float = 0.1  # G_COLLAPSE: diversity below this fraction of a real batch's
+    diversity_samples: int = 64  # fixed-noise samples (and real ones) the diversity is measured on
+    warmup: int = 200  # steps before D_OVERPOWERS / D_FAILING / G_COLLAPSE may be raised
+
+
+@dataclass
+class TrainerConfig:
+    steps: int = 2000  # G updates
+    batch_size: int = 64
+    seed: int = 0
+    device: Device = Device.auto
+    precision: Precision = Precision.auto
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 1000
+    keep_ckpts: int = 3  # newest step checkpoints kept besides last.pt
+    n_samples: int = 64  # fixed-noise grid size (conditional: samples per class row = n // classes)
+    ema_decay: float = 0.999  # 0 turns the EMA generator off
+    ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
+    on_nonfinite: OnNonFinite = OnNonFinite.stop
+    rollback_lr_factor: float = 0.5
+    progress: bool = True  # tqdm bar
+    tensorboard: bool = True
+    objective: str = "diversity"  # metric returned to a sweeper (a key of metrics.jsonl)
+    health: HealthConfig = field(default_factory=HealthConfig)
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    loss: LossConfig = MISSING
+    optim: OptimConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    resume: str | None = None  # a run directory or a checkpoint file
+
+
+GROUPS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+}
+
+
+def register() -> None:
+    """Make the schema known to Hydra (idempotent)."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def schema_tree() -> DictConfig:
+    """The whole schema with every group filled by its defaults, for looking up valid keys."""
+    return OmegaConf.structured(Config(**{name: cls() for name, cls in GROUPS.items()}))
+
+
+def valid_keys(path: str) -> list[str] | None:
+    """Keys the schema allows directly under a dotted path; None where the path is no section."""
+    node = OmegaConf.select(schema_tree(), path) if path else schema_tree()
+    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else None
+
+
+class ConfigError(ValueError):
+    """A config value is out of range or inconsistent; the message names the key."""
+
+
+def check_config(cfg: Config) -> None:
+    """Cross-field and range checks the types alone cannot express (all problems at once)."""
+    t, d, m = cfg.trainer, cfg.data, cfg.model
+    problems = []
+    for key in ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "n_samples"):
+        if getattr(t, key) < 1:
+            problems.append(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
+    if t.batch_size < 2:
+        problems.append("trainer.batch_size must be >= 2 (batch norm needs two samples)")
+    if not 0.0 <= t.ema_decay < 1.0:
+        problems.append(f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
+    if cfg.loss.n_critic < 1:
+        problems.append(f"loss.n_critic must be >= 1, got {cfg.loss.n_critic}")
+    for key in ("lr_g", "lr_d"):
+        if getattr(cfg.optim, key) <= 0:
+            problems.append(f"optim.{key} must be > 0, got {getattr(cfg.optim, key)}")
+    betas = list(cfg.optim.betas)
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        problems.append(f"optim.betas must be two numbers in [0, 1), got {betas}")
+    if d.dim:
+        if d.channels or d.image_size:
+            problems.append("data.dim is set (vector data): data.channels and data.image_size must be 0")
+    elif d.channels not in (1, 3) or d.image_size < 1:
+        problems.append(
+            f"images need data.channels 1 or 3 and data.image_size >= 1, got {d.channels} and "
+            f"{d.image_size}"
+        )
+    if m.z_dim < 1:
+        problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
+    if problems:
+        raise ConfigError("Invalid config:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,387 @@
+"""The training loop: D step(s), G step, AMP, EMA, health, and the whole state for exact resume.
+
+The trainer does no I/O of its own beyond calling `RunLogger` and `CheckpointWriter`.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from gan_cli import __version__
+from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, save_atomic
+from gan_cli.data import Batches, load_dataset, mixture_modes, to_model_range
+from gan_cli.health import FIELDS, HealthMonitor, frozen_buffers, mean_pairwise_distance
+from gan_cli.logs import RunLogger, image_grid, scatter_image
+from gan_cli.losses import LOSSES, clip_weights, gradient_penalty
+from gan_cli.models import build_models, is_conditional
+from gan_cli.schema import Config, Device, LossName, OnNonFinite, OptimName, Precision
+
+POINT_SAMPLES = 2500  # fixed-noise points drawn for a 2-D scatter (the PacGAN evaluation count)
+
+
+class NonFiniteError(RuntimeError):
+    """A loss became NaN or inf and `trainer.on_nonfinite` says to stop."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; a checkpoint was written."""
+
+    def __init__(self, signum: int, checkpoint: Path) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+
+def resolve_device(name: Device) -> torch.device:
+    if name == Device.auto:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == Device.cuda and not torch.cuda.is_available():
+        raise RuntimeError("trainer.device=cuda, but no CUDA GPU is available; use trainer.device=cpu")
+    if name == Device.mps and not torch.backends.mps.is_available():
+        raise RuntimeError("trainer.device=mps, but MPS is not available; use trainer.device=cpu")
+    return torch.device(name.value)
+
+
+def resolve_precision(p: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if p == Precision.auto:
+        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else None
+    return {Precision.fp32: None, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}[p]
+
+
+def _optimizer(cfg: Config, params: Any, lr: float) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.name == OptimName.rmsprop:
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=o.weight_decay)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+
+def config_dict(cfg: Config) -> dict[str, Any]:
+    """The config as plain Python data (enums as strings), for checkpoints and logs."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: Path, choices: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        t = cfg.trainer
+        self.run_dir = run_dir
+        self.choices = choices or {}
+        self.device = resolve_device(t.device)
+        self.amp_dtype = resolve_precision(t.precision, self.device)
+        random.seed(t.seed)
+        np.random.seed(t.seed)
+        torch.manual_seed(t.seed)
+
+        # data
+        self.data = load_dataset(cfg.data)
+        self.batches = Batches(self.data, t.batch_size, t.seed, self.device)
+        self.conditional = is_conditional(cfg.model)
+        self.num_classes = self.data.num_classes
+
+        # models, EMA, optimizers
+        self.G, self.D = build_models(cfg.model, cfg.data, cfg.loss.name)
+        if self.data.is_image and self.device.type != "mps":
+            # NHWC is the fast layout of oneDNN and cuDNN convolutions
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        self.G_ema = None
+        if t.ema_decay > 0:
+            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.opt_g = _optimizer(cfg, self.G.parameters(), cfg.optim.lr_g)
+        self.opt_d = _optimizer(cfg, self.D.parameters(), cfg.optim.lr_d)
+        fp16 = self.amp_dtype == torch.float16
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.loss = LOSSES[cfg.loss.name.value]
+
+        # noise: one generator for training, fixed samples drawn once for every grid
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
+        self.fixed_z, self.fixed_y, self.grid_nrow = self._fixed_noise()
+        self.real_diversity = self._real_diversity()
+
+        self.health = HealthMonitor(t.health, self.loss.probabilistic, self.device)
+        self.step = 0
+        self.rollbacks = 0
+        self._signal: int | None = None
+        self.last_summary: dict[str, float] = {}
+        self._active_warnings: set[str] = set()  # warnings of the previous window, printed once
+
+    # ---- set-up helpers -------------------------------------------------------------------
+    def _fixed_noise(self) -> tuple[Tensor, Tensor | None, int]:
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.trainer.seed + 2)
+        n = self.cfg.trainer.n_samples
+        labels = None
+        if not self.data.is_image:
+            n, nrow = max(n, POINT_SAMPLES), 0
+        elif self.conditional:
+            nrow = max(1, n // self.num_classes)  # one row per class
+            n = nrow * self.num_classes
+            labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(nrow)
+        else:
+            nrow = max(1, round(n**0.5))
+        z = torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=gen)
+        return z, labels, nrow
+
+    def _real_diversity(self) -> float:
+        n = min(self.cfg.trainer.health.diversity_samples, len(self.data.x))
+        gen = torch.Generator().manual_seed(self.cfg.trainer.seed + 3)
+        idx = torch.randperm(len(self.data.x), generator=gen)[:n]
+        return float(mean_pairwise_distance(to_model_range(self.data.x[idx])))
+
+    def _sample_z(self, n: int) -> Tensor:
+        return torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=self.noise_gen)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    # ---- one training step ----------------------------------------------------------------
+    def _d_step(self, last: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+        """One D update. Returns (loss_d, real logits, grad norm, fake, fake labels); the last
+        D step keeps G's graph of `fake` so the G step can reuse it instead of regenerating."""
+        real, y = self.batches.next()
+        # conditional fakes take the real batch's labels: same label distribution, and the
+        # gradient penalty interpolates within one class
+        with self._autocast():
+            with torch.set_grad_enabled(last):
+                fake = self.G(self._sample_z(len(real)), y)
+            real_logits = self.D(real, y)
+            fake_logits = self.D(fake.detach(), y)
+            loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
+        if self.cfg.loss.name == LossName.wgan_gp:
+            gp = gradient_penalty(self.D, real, fake.detach(), y, self.noise_gen)
+            loss_d = loss_d + self.cfg.loss.gp_weight * gp
+        grad_norm = self._update(self.D, self.opt_d, self.scaler_d, loss_d)
+        if self.cfg.loss.name == LossName.wgan:
+            clip_weights(self.D, self.cfg.loss.clip)
+        return loss_d.detach(), real_logits.detach(), grad_norm, fake, y
+
+    def _update(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: Any, loss: Tensor) -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        if self.cfg.trainer.on_nonfinite == OnNonFinite.skip and not torch.isfinite(loss):
+            return torch.full((), float("nan"), device=self.device)  # skipped: no update
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+        scaler.step(opt)
+        scaler.update()
+        return grad_norm
+
+    def train_step(self) -> None:
+        n_critic = self.cfg.loss.n_critic
+        for i in range(n_critic):
+            loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
+        # G step: D's weights need no gradients here, only the path back to G does
+        self.D.requires_grad_(False)
+        with self._autocast():
+            gen_logits = self.D(fake, y)
+            loss_g = self.loss.g_loss(gen_logits.float())
+        gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
+        self.D.requires_grad_(True)
+        self._update_ema()
+        values = torch.stack([
+            loss_d.float(), loss_g.detach().float(),
+            torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(gen_logits.detach().float()).mean(),
+            gn_d.float(), gn_g.float(),
+        ])
+        self.health.add(self.step, values)
+        self.step += 1
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.G_ema is None:
+            return
+        ema, live = list(self.G_ema.parameters()), list(self.G.parameters())
+        if self.step < self.cfg.trainer.ema_start:
+            torch._foreach_copy_(ema, live)
+        else:
+            torch._foreach_lerp_(ema, live, 1.0 - self.cfg.trainer.ema_decay)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    # ---- looking at G ---------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, z: Tensor, y: Tensor | None, use_ema: bool = True) -> Tensor:
+        """Samples from the EMA generator (or G) in eval mode; never touches the training state."""
+        net = self.G_ema if (use_ema and self.G_ema is not None) else self.G
+        was_training = net.training
+        net.eval()
+        try:
+            with self._autocast():
+                return net(z, y).float()
+        finally:
+            net.train(was_training)
+
+    @torch.no_grad()
+    def diversity(self) -> float:
+        """Mean pairwise distance of G's fixed-noise samples relative to a real batch's."""
+        n = self.cfg.trainer.health.diversity_samples
+        z = self.fixed_z[:n]
+        y = self.fixed_y[:n] if self.fixed_y is not None else None
+        with frozen_buffers(self.G), self._autocast():
+            x = self.G(z, y)  # train mode: what D sees
+        return float(mean_pairwise_distance(x)) / max(self.real_diversity, 1e-12)
+
+    def sample_image(self) -> Tensor:
+        x = self.generate(self.fixed_z, self.fixed_y)
+        if not self.data.is_image:
+            modes = mixture_modes(self.cfg.data.name.value) if self.cfg.data.name.value in ("ring8", "grid25") else None
+            return scatter_image(x, modes)
+        return image_grid(x, self.grid_nrow)
+
+    # ---- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "step": self.step,
+            "config": config_dict(self.cfg),
+            "choices": dict(self.choices),
+            "models": {
+                "g": self.G.state_dict(), "d": self.D.state_dict(),
+                "g_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            },
+            "optim": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+            "scaler": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
+            "data": self.batches.state_dict(),
+            "noise": {"z": self.fixed_z, "y": self.fixed_y},
+            "rng": {
+                "python": random.getstate(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "noise": self.noise_gen.get_state(),
+            },
+            "health": self.health.state_dict(),
+            "rollbacks": self.rollbacks,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
+        try:
+            self.G.load_state_dict(state["models"]["g"])
+            self.D.load_state_dict(state["models"]["d"])
+            if self.G_ema is not None:
+                self.G_ema.load_state_dict(state["models"]["g_ema"] or state["models"]["g"])
+            self.opt_g.load_state_dict(state["optim"]["g"])
+            self.opt_d.load_state_dict(state["optim"]["d"])
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(
+                f"{source}: holds a different model than this config builds "
+                f"({str(e).splitlines()[0]})."
+            ) from e
+        self.scaler_g.load_state_dict(state["scaler"]["g"])
+        self.scaler_d.load_state_dict(state["scaler"]["d"])
+        self.batches.load_state_dict(state["data"])
+        self.fixed_z = state["noise"]["z"].to(self.device)
+        self.fixed_y = state["noise"]["y"].to(self.device) if state["noise"]["y"] is not None else None
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.noise_gen.set_state(rng["noise"])
+        self.health.load_state_dict(state["health"])
+        self.step = int(state["step"])
+        self.rollbacks = int(state.get("rollbacks", 0))
+
+    def export_generator(self, path: Path) -> None:
+        """G's (EMA) weights and the configs that rebuild it: enough to sample without training."""
+        net = self.G_ema if self.G_ema is not None else self.G
+        cfg = config_dict(self.cfg)
+        save_atomic({
+            "format": "gan-cli-generator", "version": __version__, "step": self.step,
+            "ema": self.G_ema is not None, "model": cfg["model"], "data": cfg["data"],
+            "loss": cfg["loss"]["name"], "state_dict": net.state_dict(),
+        }, path)
+
+    # ---- the loop -------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: leave now; saves are atomic
+        self._signal = signum
+
+    def fit(self, logger: RunLogger, writer: CheckpointWriter) -> dict[str, float]:
+        """Train until `trainer.steps`; returns the last window's metrics."""
+        t = self.cfg.trainer
+        handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self.step < t.steps:
+                self.train_step()
+                logger.advance()
+                done = self.step == t.steps
+                if self.step % t.log_every == 0 or done:
+                    if self._log(logger, writer):
+                        continue  # rolled back
+                if self.step % t.sample_every == 0 or done:
+                    logger.image(self.step, self.sample_image())
+                if self.step % t.ckpt_every == 0 or done:
+                    self._save(writer)
+                if self._signal is not None:
+                    path = self._save(writer)
+                    raise Interrupted(self._signal, path)
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
+        return self.last_summary
+
+    def _log(self, logger: RunLogger, writer: CheckpointWriter) -> bool:
+        """Write one window of health metrics; True when the run rolled back to a checkpoint."""
+        summary = self.health.summarise(self.step, self.diversity())
+        if summary.first_nonfinite_step >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
+            bad = {k: v for k, v in summary.metrics.items() if k.startswith("loss/") and not np.isfinite(v)}
+            where = f"step {summary.first_nonfinite_step + 1}"
+            names = ", ".join(bad) or "a loss"
+            if self.cfg.trainer.on_nonfinite == OnNonFinite.rollback:
+                return self._rollback(logger, writer, where, names)
+            raise NonFiniteError(
+                f"{names} became NaN or inf at {where} (trainer.on_nonfinite=stop). The last good "
+                f"checkpoint in {writer.dir} is intact. Lower the learning rates, try "
+                "trainer.precision=fp32, or set trainer.on_nonfinite=rollback|skip."
+            )
+        logger.metrics(self.step, {**summary.metrics, "lr/g": self.opt_g.param_groups[0]["lr"]}, summary.warnings)
+        for name in summary.warnings:
+            if name not in self._active_warnings:
+                logger.warn(self.step, name, self.health.explain(name))
+        self._active_warnings = set(summary.warnings)
+        self.last_summary = summary.metrics
+        return False
+
+    def _rollback(self, logger: RunLogger, writer: CheckpointWriter, where: str, names: str) -> bool:
+        last = writer.dir / "last.pt"
+        if self.rollbacks >= 3 or not last.is_file():
+            why = "3 rollbacks already" if self.rollbacks >= 3 else "no checkpoint yet"
+            raise NonFiniteError(f"{names} became NaN or inf at {where}; cannot roll back ({why}).")
+        rollbacks = self.rollbacks + 1
+        self.load_state_dict(load_checkpoint(last), last)
+        self.rollbacks = rollbacks
+        factor = self.cfg.trainer.rollback_lr_factor
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] *= factor
+        logger.rewind(self.step)
+        logger.warn(self.step, "NON_FINITE", f"{names} at {where}: rolled back to step {self.step} "
+                    f"and scaled the learning rates by {factor}.")
+        return True
+
+    def _save(self, writer: CheckpointWriter) -> Path:
+        if self.health.nonfinite_step() >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
+            # never let a diverged state become the "last good" checkpoint
+            return writer.dir / "last.pt"
+        path = writer.save(self.state_dict(), self.step)
+        self.export_generator(writer.dir / "generator.pt")
+        return path
