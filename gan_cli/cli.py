@@ -49,24 +49,21 @@ def check_overrides(argv: list[str]) -> None:
         return  # a syntax error: Hydra reports it with its own message
     for o in overrides:
         key = o.key_or_group
-        if "/" in key or key.split(".")[0] == "hydra" or o.package:
+        if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete():
             continue
-        if "." not in key:
-            allowed = [*valid_keys(""), "experiment"]
-            if key not in allowed:
+        parts = key.split(".")
+        for depth in range(len(parts)):
+            section = ".".join(parts[:depth])
+            keys = valid_keys(section)
+            if keys is None:  # a value, not a section: the override goes below a leaf
+                raise UserError(f"Unknown config key '{key}': '{section}' holds a value, not keys.")
+            if depth == 0:
+                keys = [*keys, "experiment"]
+            if parts[depth] not in keys:
+                where = f"in '{section}'" if section else "at the top level"
                 raise UserError(
-                    f"Unknown config key '{key}'. Valid top-level keys and groups: "
-                    f"{', '.join(sorted(allowed))}."
+                    f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}."
                 )
-            continue
-        parent, leaf = key.rsplit(".", 1)
-        keys = valid_keys(parent)
-        if keys is None:
-            raise UserError(f"Unknown config key '{key}': '{parent}' is not a config section.")
-        if leaf not in keys and not o.is_delete():
-            raise UserError(
-                f"Unknown config key '{key}'. Valid keys in '{parent}': {', '.join(sorted(keys))}."
-            )
 
 
 def _parsed_task_overrides() -> list[Any]:
@@ -137,7 +134,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         state = load_checkpoint(ckpt_path)
         cfg = resume_config(cfg, state["config"], ckpt_path)
         choices = state.get("choices", choices)
-    typed: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    # merging into the schema also types a plain DictConfig (API callers, tests)
+    typed: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))  # type: ignore[assignment]
     check_config(typed)
 
     print(f"Run directory: {run_dir.resolve()}", flush=True)

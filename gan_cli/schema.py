@@ -143,8 +143,7 @@ class TrainerConfig:
     ckpt_every: int = 1000
     keep_ckpts: int = 3  # newest step checkpoints kept besides last.pt
     n_samples: int = 64  # fixed-noise grid size (conditional: samples per class row = n // classes)
-    ema_decay: float = 0.999  # 0 turns the EMA generator off
-    ema_start: int = 0  # steps before the EMA starts averaging (it copies G until then)
+    ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
     on_nonfinite: OnNonFinite = OnNonFinite.stop
     rollback_lr_factor: float = 0.5
     progress: bool = True  # tqdm bar

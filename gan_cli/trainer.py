@@ -208,11 +208,11 @@ class Trainer:
     def _update_ema(self) -> None:
         if self.G_ema is None:
             return
+        # warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the
+        # average follows G closely instead of dragging the random initial weights along
+        decay = min(self.cfg.trainer.ema_decay, (1 + self.step) / (10 + self.step))
         ema, live = list(self.G_ema.parameters()), list(self.G.parameters())
-        if self.step < self.cfg.trainer.ema_start:
-            torch._foreach_copy_(ema, live)
-        else:
-            torch._foreach_lerp_(ema, live, 1.0 - self.cfg.trainer.ema_decay)
+        torch._foreach_lerp_(ema, live, 1.0 - decay)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
             b_ema.copy_(b)
 

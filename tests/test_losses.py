@@ -1,0 +1,79 @@
+"""Each loss variant against values worked out by hand."""
+
+import math
+
+import pytest
+import torch
+
+from gan_cli.losses import LOSSES, clip_weights, gradient_penalty
+
+REAL = torch.tensor([2.0, 0.0])
+FAKE = torch.tensor([-1.0, 0.5])
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_gan_d_loss_is_binary_cross_entropy():
+    # -log sigmoid(2) - log sigmoid(0) over 2, plus -log(1 - sigmoid(-1)) - log(1 - sigmoid(.5)) over 2
+    expected = (softplus(-2) + softplus(0)) / 2 + (softplus(-1) + softplus(0.5)) / 2
+    for name in ("minimax", "nonsaturating"):
+        assert LOSSES[name].d_loss(REAL, FAKE).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_minimax_g_loss_is_log_one_minus_d():
+    expected = (math.log(1 - 1 / (1 + math.exp(1))) + math.log(1 - 1 / (1 + math.exp(-0.5)))) / 2
+    assert LOSSES["minimax"].g_loss(FAKE).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_nonsaturating_g_loss_is_minus_log_d():
+    expected = -(math.log(1 / (1 + math.exp(1))) + math.log(1 / (1 + math.exp(-0.5)))) / 2
+    assert LOSSES["nonsaturating"].g_loss(FAKE).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_wgan_losses():
+    # critic: E[D(fake)] - E[D(real)] = (-0.25) - 1.0
+    for name in ("wgan", "wgan_gp"):
+        assert LOSSES[name].d_loss(REAL, FAKE).item() == pytest.approx(-1.25)
+        assert LOSSES[name].g_loss(FAKE).item() == pytest.approx(0.25)
+
+
+def test_hinge_losses():
+    # D: mean(relu(1 - [2, 0])) + mean(relu(1 + [-1, .5])) = 0.5 + 0.75 ; G: -mean(fake)
+    assert LOSSES["hinge"].d_loss(REAL, FAKE).item() == pytest.approx(1.25)
+    assert LOSSES["hinge"].g_loss(FAKE).item() == pytest.approx(0.25)
+
+
+def test_lsgan_losses():
+    # D: .5*mean([(2-1)^2, (0-1)^2]) + .5*mean([1, .25]) = .5 + .3125 ; G: .5*mean([4, .25])
+    assert LOSSES["lsgan"].d_loss(REAL, FAKE).item() == pytest.approx(0.8125)
+    assert LOSSES["lsgan"].g_loss(FAKE).item() == pytest.approx(1.0625)
+
+
+def test_gradient_penalty_of_linear_critic():
+    # D(x) = w.x has gradient w everywhere: penalty = (|w| - 1)^2 = (5 - 1)^2
+    d = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        d.weight.copy_(torch.tensor([[3.0, 4.0]]))
+    critic = lambda x, y=None: d(x).view(-1)  # noqa: E731
+    real, fake = torch.randn(5, 2), torch.randn(5, 2)
+    gp = gradient_penalty(critic, real, fake, None, torch.Generator().manual_seed(0))
+    assert gp.item() == pytest.approx(16.0, rel=1e-5)
+    assert gp.dtype == torch.float32
+
+
+def test_gradient_penalty_is_fp32_under_autocast():
+    d = torch.nn.Linear(2, 1)
+    critic = lambda x, y=None: d(x).view(-1)  # noqa: E731
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gp = gradient_penalty(critic, torch.randn(4, 2), torch.randn(4, 2), None, torch.Generator())
+    assert gp.dtype == torch.float32
+
+
+def test_clip_weights():
+    d = torch.nn.Linear(3, 3)
+    with torch.no_grad():
+        d.weight.fill_(0.5)
+    clip_weights(d, 0.01)
+    assert d.weight.abs().max().item() == pytest.approx(0.01)

@@ -1,0 +1,96 @@
+"""Model shapes, logits, conditioning and DCGAN initialisation."""
+
+import pytest
+import torch
+
+from gan_cli.models import build_models, resolve_norms
+from gan_cli.models.dcgan import num_blocks
+from gan_cli.schema import LossName, ModelName
+from tests.conftest import compose_config
+
+
+@pytest.mark.parametrize("size,channels", [(32, 1), (32, 3), (64, 3), (64, 1), (16, 3)])
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "mlp"])
+def test_shapes(model, size, channels):
+    cfg = compose_config(f"model={model}", f"data.image_size={size}", f"data.channels={channels}")
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    z = torch.randn(4, cfg.model.z_dim)
+    y = torch.tensor([0, 1, 2, 9])
+    x = g(z, y)
+    assert x.shape == (4, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1  # tanh output
+    logits = d(x, y)
+    assert logits.shape == (4,)
+
+
+def test_mlp_on_points_is_linear_output():
+    cfg = compose_config("model=mlp", "data=grid25")
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    assert not isinstance(list(g.modules())[-1], torch.nn.Tanh)  # grid25 spans [-4, 4]
+    assert g(torch.randn(5, cfg.model.z_dim)).shape == (5, 2)
+    assert d(torch.randn(5, 2)).shape == (5,)
+
+
+def test_mlp_classic_widths():
+    cfg = compose_config("model=mlp", "data=ring8", tiny=False)
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    g_widths = [m.out_features for m in g.modules() if isinstance(m, torch.nn.Linear)]
+    d_widths = [m.out_features for m in d.modules() if isinstance(m, torch.nn.Linear)]
+    assert g_widths == [128, 256, 512, 1024, 2]
+    assert d_widths == [512, 256, 1]
+
+
+@pytest.mark.parametrize("cond", ["projection", "concat"])
+def test_cgan_discriminator_uses_labels(cond):
+    cfg = compose_config("model=cgan", f"model.cond={cond}")
+    torch.manual_seed(0)
+    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    x = torch.randn(4, 1, 16, 16).repeat(2, 1, 1, 1)
+    y = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7])
+    out = d(x, y)
+    assert not torch.allclose(out[:4], out[4:])  # same images, other labels, other logits
+
+
+def test_cgan_generator_uses_labels():
+    cfg = compose_config("model=cgan")
+    g, _ = build_models(cfg.model, cfg.data, cfg.loss.name)
+    g.eval()
+    z = torch.randn(1, cfg.model.z_dim).repeat(2, 1)
+    x = g(z, torch.tensor([0, 1]))
+    assert not torch.allclose(x[0], x[1])
+
+
+def test_dcgan_init():
+    cfg = compose_config("model=dcgan", "model.g_channels=64", "model.d_channels=64",
+                         "data.image_size=32")
+    torch.manual_seed(0)
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    convs = [m.weight for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    w = torch.cat([c.flatten() for c in convs])
+    assert w.mean().abs() < 1e-3 and w.std().item() == pytest.approx(0.02, rel=0.05)
+    bns = [m for m in d.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    bw = torch.cat([b.weight for b in bns])
+    assert bw.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert all((b.bias == 0).all() for b in bns)
+
+
+def test_norms_auto():
+    cfg = compose_config("model=dcgan")
+    assert resolve_norms(cfg.model, LossName.nonsaturating) == ("batch", "batch")
+    assert resolve_norms(cfg.model, LossName.wgan_gp) == ("batch", "layer")
+    cfg.model.name = ModelName.mlp
+    assert resolve_norms(cfg.model, LossName.hinge) == ("batch", "none")
+
+
+def test_dcgan_rejects_odd_sizes():
+    assert num_blocks(32) == 3 and num_blocks(64) == 4
+    with pytest.raises(ValueError, match="power-of-two"):
+        num_blocks(28)
+
+
+def test_cgan_needs_labels():
+    from gan_cli.models import ModelConfigError
+
+    cfg = compose_config("model=cgan", "data.num_classes=0")
+    with pytest.raises(ModelConfigError, match="labelled"):
+        build_models(cfg.model, cfg.data, cfg.loss.name)
