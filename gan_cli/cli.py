@@ -61,9 +61,7 @@ def check_overrides(argv: list[str]) -> None:
                 keys = [*keys, "experiment"]
             if parts[depth] not in keys:
                 where = f"in '{section}'" if section else "at the top level"
-                raise UserError(
-                    f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}."
-                )
+                raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")
 
 
 def _parsed_task_overrides() -> list[Any]:
@@ -181,11 +179,11 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         print(
             f"\nStopped by {e}; checkpoint written to {e.checkpoint}.\n"
             f"Resume with: gan-train resume={run_dir}",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
         sys.exit(128 + e.signum)
-    except (UserError, ConfigError, CheckpointError, DataError, ModelConfigError,
-            NonFiniteError) as e:
+    except (UserError, ConfigError, CheckpointError, DataError, ModelConfigError, NonFiniteError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _report(e)

@@ -43,8 +43,12 @@ class RunLogger:
             # purge_step drops events a previous attempt logged after the resumed step
             self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step or None)
         self.bar = tqdm(
-            total=total_steps, initial=start_step, disable=not progress, dynamic_ncols=True,
-            unit="step", desc="train",
+            total=total_steps,
+            initial=start_step,
+            disable=not progress,
+            dynamic_ncols=True,
+            unit="step",
+            desc="train",
         )
 
     def advance(self, steps: int = 1) -> None:

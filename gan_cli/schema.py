@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -215,8 +216,7 @@ def check_config(cfg: Config) -> None:
             problems.append("data.dim is set (vector data): data.channels and data.image_size must be 0")
     elif d.channels not in (1, 3) or d.image_size < 1:
         problems.append(
-            f"images need data.channels 1 or 3 and data.image_size >= 1, got {d.channels} and "
-            f"{d.image_size}"
+            f"images need data.channels 1 or 3 and data.image_size >= 1, got {d.channels} and {d.image_size}"
         )
     if m.z_dim < 1:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")

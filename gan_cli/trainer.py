@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from gan_cli import __version__
 from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, save_atomic
 from gan_cli.data import Batches, load_dataset, mixture_modes, to_model_range
-from gan_cli.health import FIELDS, HealthMonitor, frozen_buffers, mean_pairwise_distance
+from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty
 from gan_cli.models import build_models, is_conditional
@@ -196,11 +196,16 @@ class Trainer:
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)
         self._update_ema()
-        values = torch.stack([
-            loss_d.float(), loss_g.detach().float(),
-            torch.sigmoid(real_logits.float()).mean(), torch.sigmoid(gen_logits.detach().float()).mean(),
-            gn_d.float(), gn_g.float(),
-        ])
+        values = torch.stack(
+            [
+                loss_d.float(),
+                loss_g.detach().float(),
+                torch.sigmoid(real_logits.float()).mean(),
+                torch.sigmoid(gen_logits.detach().float()).mean(),
+                gn_d.float(),
+                gn_g.float(),
+            ]
+        )
         self.health.add(self.step, values)
         self.step += 1
 
@@ -242,7 +247,11 @@ class Trainer:
     def sample_image(self) -> Tensor:
         x = self.generate(self.fixed_z, self.fixed_y)
         if not self.data.is_image:
-            modes = mixture_modes(self.cfg.data.name.value) if self.cfg.data.name.value in ("ring8", "grid25") else None
+            modes = (
+                mixture_modes(self.cfg.data.name.value)
+                if self.cfg.data.name.value in ("ring8", "grid25")
+                else None
+            )
             return scatter_image(x, modes)
         return image_grid(x, self.grid_nrow)
 
@@ -254,7 +263,8 @@ class Trainer:
             "config": config_dict(self.cfg),
             "choices": dict(self.choices),
             "models": {
-                "g": self.G.state_dict(), "d": self.D.state_dict(),
+                "g": self.G.state_dict(),
+                "d": self.D.state_dict(),
                 "g_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
             },
             "optim": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
@@ -281,8 +291,7 @@ class Trainer:
             self.opt_d.load_state_dict(state["optim"]["d"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(
-                f"{source}: holds a different model than this config builds "
-                f"({str(e).splitlines()[0]})."
+                f"{source}: holds a different model than this config builds ({str(e).splitlines()[0]})."
             ) from e
         self.scaler_g.load_state_dict(state["scaler"]["g"])
         self.scaler_d.load_state_dict(state["scaler"]["d"])
@@ -303,11 +312,19 @@ class Trainer:
         """G's (EMA) weights and the configs that rebuild it: enough to sample without training."""
         net = self.G_ema if self.G_ema is not None else self.G
         cfg = config_dict(self.cfg)
-        save_atomic({
-            "format": "gan-cli-generator", "version": __version__, "step": self.step,
-            "ema": self.G_ema is not None, "model": cfg["model"], "data": cfg["data"],
-            "loss": cfg["loss"]["name"], "state_dict": net.state_dict(),
-        }, path)
+        save_atomic(
+            {
+                "format": "gan-cli-generator",
+                "version": __version__,
+                "step": self.step,
+                "ema": self.G_ema is not None,
+                "model": cfg["model"],
+                "data": cfg["data"],
+                "loss": cfg["loss"]["name"],
+                "state_dict": net.state_dict(),
+            },
+            path,
+        )
 
     # ---- the loop -------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -353,7 +370,9 @@ class Trainer:
                 f"checkpoint in {writer.dir} is intact. Lower the learning rates, try "
                 "trainer.precision=fp32, or set trainer.on_nonfinite=rollback|skip."
             )
-        logger.metrics(self.step, {**summary.metrics, "lr/g": self.opt_g.param_groups[0]["lr"]}, summary.warnings)
+        logger.metrics(
+            self.step, {**summary.metrics, "lr/g": self.opt_g.param_groups[0]["lr"]}, summary.warnings
+        )
         for name in summary.warnings:
             if name not in self._active_warnings:
                 logger.warn(self.step, name, self.health.explain(name))
@@ -374,8 +393,11 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] *= factor
         logger.rewind(self.step)
-        logger.warn(self.step, "NON_FINITE", f"{names} at {where}: rolled back to step {self.step} "
-                    f"and scaled the learning rates by {factor}.")
+        logger.warn(
+            self.step,
+            "NON_FINITE",
+            f"{names} at {where}: rolled back to step {self.step} and scaled the learning rates by {factor}.",
+        )
         return True
 
     def _save(self, writer: CheckpointWriter) -> Path:

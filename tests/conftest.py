@@ -19,12 +19,26 @@ CONFIGS = REPO / "configs"
 
 # a config small enough for a CPU test to take a fraction of a second per step
 TINY = [
-    "data=fake", "data.image_size=16", "data.channels=1", "data.size=64",
-    "model.g_channels=4", "model.d_channels=4", "model.z_dim=8", "model.embed_dim=4",
-    "model.g_hidden=[16,16]", "model.d_hidden=[16,16]",
-    "trainer.batch_size=8", "trainer.steps=3", "trainer.device=cpu", "trainer.progress=false",
-    "trainer.tensorboard=false", "trainer.log_every=1", "trainer.sample_every=100",
-    "trainer.ckpt_every=100", "trainer.n_samples=8", "trainer.health.diversity_samples=8",
+    "data=fake",
+    "data.image_size=16",
+    "data.channels=1",
+    "data.size=64",
+    "model.g_channels=4",
+    "model.d_channels=4",
+    "model.z_dim=8",
+    "model.embed_dim=4",
+    "model.g_hidden=[16,16]",
+    "model.d_hidden=[16,16]",
+    "trainer.batch_size=8",
+    "trainer.steps=3",
+    "trainer.device=cpu",
+    "trainer.progress=false",
+    "trainer.tensorboard=false",
+    "trainer.log_every=1",
+    "trainer.sample_every=100",
+    "trainer.ckpt_every=100",
+    "trainer.n_samples=8",
+    "trainer.health.diversity_samples=8",
 ]
 
 
@@ -36,14 +50,19 @@ def compose_config(*overrides: str, tiny: bool = True) -> Config:
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
-def run_cli(*args: str, cwd: Path, timeout: int = 300, env: dict | None = None,
-            module: str = "gan_cli.train") -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, timeout: int = 300, env: dict | None = None, module: str = "gan_cli.train"
+) -> subprocess.CompletedProcess[str]:
     """Run `gan-train ...` (as `python -m gan_cli.train`) in a subprocess."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env=full_env,
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )
 
 

@@ -17,9 +17,15 @@ from tests.conftest import REPO, TINY, run_cli
 def test_gan_train_end_to_end(tmp_path):
     """A real run on the embedded MNIST subset: every artefact of the run directory."""
     result = run_cli(
-        "trainer.steps=30", "trainer.batch_size=16", "model.g_channels=8", "model.d_channels=8",
-        "trainer.log_every=10", "trainer.sample_every=15", "trainer.ckpt_every=20",
-        "trainer.device=cpu", cwd=tmp_path,
+        "trainer.steps=30",
+        "trainer.batch_size=16",
+        "model.g_channels=8",
+        "model.d_channels=8",
+        "trainer.log_every=10",
+        "trainer.sample_every=15",
+        "trainer.ckpt_every=20",
+        "trainer.device=cpu",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "outputs" / "runs").iterdir())
@@ -29,7 +35,9 @@ def test_gan_train_end_to_end(tmp_path):
     assert (run / ".hydra" / "config.yaml").is_file()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20, 30]
-    assert {"loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g", "diversity"} <= set(records[0])
+    assert {"loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g", "diversity"} <= set(
+        records[0]
+    )
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000015.png", "step_000030.png"]
     with Image.open(run / "samples" / "step_000030.png") as img:
         assert img.size == (8 * 32 + 9 * 2, 8 * 32 + 9 * 2)  # 64 samples, 8 a row, 2 px padding
@@ -41,8 +49,9 @@ def test_gan_train_end_to_end(tmp_path):
 
 
 def test_sweep_runs_each_job_in_its_own_directory(tmp_path):
-    result = run_cli("-m", "loss=nonsaturating,hinge", "model=mlp", *TINY, "trainer.steps=2",
-                     cwd=tmp_path, timeout=300)
+    result = run_cli(
+        "-m", "loss=nonsaturating,hinge", "model=mlp", *TINY, "trainer.steps=2", cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweeps = list((tmp_path / "outputs" / "sweeps").iterdir())
     assert len(sweeps) == 1
@@ -78,8 +87,20 @@ def test_wheel_ships_configs(tmp_path):
     """Build the wheel, install it into a fresh venv, run `gan-train --cfg job` elsewhere."""
     dist = tmp_path / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist),
-         str(REPO)], capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next(dist.glob("gan_cli-*.whl"))
@@ -87,18 +108,36 @@ def test_wheel_ships_configs(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
     # the dependencies come from this interpreter's site-packages (no network, no 5 GB torch copy)
-    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     Path(site, "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    install = subprocess.run([py, "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
-                             capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [py, "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    out = subprocess.run([venv / "bin" / "gan-train", "--cfg", "job", "model=cgan"], cwd=elsewhere,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [venv / "bin" / "gan-train", "--cfg", "job", "model=cgan"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "name: cgan" in out.stdout and "name: mnist5k" in out.stdout
-    where = subprocess.run([py, "-c", "import gan_cli; print(gan_cli.__file__)"], cwd=elsewhere,
-                           capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [py, "-c", "import gan_cli; print(gan_cli.__file__)"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(venv) in where  # the installed wheel, not the source tree

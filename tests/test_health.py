@@ -59,9 +59,15 @@ def warnings_logged(run_dir) -> list[str]:
 def test_overpowering_discriminator_raises_d_overpowers(tmp_path):
     # G barely learns while a fast D learns to separate: D(x) -> 1, D(G(z)) -> 0
     cfg = compose_config(
-        "model=mlp", "data.size=256", "trainer.batch_size=32", "trainer.steps=60",
-        "optim.lr_g=1e-9", "optim.lr_d=1e-2", "trainer.log_every=20",
-        "trainer.health.warmup=0", "model.d_hidden=[64,64]",
+        "model=mlp",
+        "data.size=256",
+        "trainer.batch_size=32",
+        "trainer.steps=60",
+        "optim.lr_g=1e-9",
+        "optim.lr_d=1e-2",
+        "trainer.log_every=20",
+        "trainer.health.warmup=0",
+        "model.d_hidden=[64,64]",
     )
     trainer = Trainer(cfg, tmp_path)
     fit(trainer, tmp_path)
@@ -79,8 +85,13 @@ class ConstantGenerator(nn.Module):
 
 
 def test_constant_generator_raises_g_collapse(tmp_path):
-    cfg = compose_config("model=dcgan", "trainer.steps=4", "trainer.log_every=2",
-                         "trainer.health.warmup=0", "trainer.ema_decay=0")
+    cfg = compose_config(
+        "model=dcgan",
+        "trainer.steps=4",
+        "trainer.log_every=2",
+        "trainer.health.warmup=0",
+        "trainer.ema_decay=0",
+    )
     trainer = Trainer(cfg, tmp_path)
     trainer.G = ConstantGenerator((1, 16, 16))
     trainer.opt_g = torch.optim.Adam(trainer.G.parameters())

@@ -61,8 +61,7 @@ def test_cgan_generator_uses_labels():
 
 
 def test_dcgan_init():
-    cfg = compose_config("model=dcgan", "model.g_channels=64", "model.d_channels=64",
-                         "data.image_size=32")
+    cfg = compose_config("model=dcgan", "model.g_channels=64", "model.d_channels=64", "data.image_size=32")
     torch.manual_seed(0)
     g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
     convs = [m.weight for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]

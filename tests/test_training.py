@@ -100,7 +100,8 @@ def test_ema_follows_decay(tmp_path):
     trainer.train_step()
     for e0, e1, g in zip(before, trainer.G_ema.parameters(), trainer.G.parameters(), strict=True):
         torch.testing.assert_close(e1, 0.9 * e0 + 0.1 * g)
-    assert not all(torch.equal(e, g) for e, g in zip(trainer.G_ema.parameters(), trainer.G.parameters()))
+    pairs = zip(trainer.G_ema.parameters(), trainer.G.parameters(), strict=True)
+    assert not all(torch.equal(e, g) for e, g in pairs)
 
 
 def test_fixed_noise_is_fixed(tmp_path):

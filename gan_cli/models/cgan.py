@@ -11,8 +11,14 @@ from gan_cli.models.dcgan import discriminator_trunk, generator_net, trunk_width
 
 class CGANGenerator(nn.Module):
     def __init__(
-        self, z_dim: int, num_classes: int, embed_dim: int, channels: int, image_size: int,
-        width: int, norm: str,
+        self,
+        z_dim: int,
+        num_classes: int,
+        embed_dim: int,
+        channels: int,
+        image_size: int,
+        width: int,
+        norm: str,
     ) -> None:
         super().__init__()
         self.z_dim = z_dim

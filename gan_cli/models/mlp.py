@@ -51,4 +51,3 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.net(x).view(-1)
-
