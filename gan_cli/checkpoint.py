@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -72,17 +73,27 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such file or directory.")
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file.")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(
+            f"{path}: is not a readable checkpoint. It is not a complete PyTorch archive: the file is "
+            "truncated (a copy or save cut short), corrupt, or something else (random bytes, a raw "
+            "pickle). Nothing in it was executed. Use another checkpoint of the run, e.g. an older "
+            "checkpoints/step_*.pt."
+        )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        detail = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
         raise CheckpointError(
             f"{path}: refused to load. The file holds Python objects other than tensors and plain "
-            "data, which a gan-cli checkpoint never does; loading it could run code, so nothing in "
-            f"it was executed. Only load checkpoints you trust. (torch: {str(e).splitlines()[0]})"
+            "data, which a gan-cli checkpoint never does; loading them could run code, so nothing in "
+            f"it was executed. Only load checkpoints you trust. ({'; '.join(detail) or 'weights_only'})"
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise CheckpointError(
-            f"{path}: is not a readable checkpoint; it is truncated, corrupt or not a PyTorch file "
+            f"{path}: is not a readable checkpoint; it is truncated or corrupt "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})."
         ) from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -125,9 +136,9 @@ def resolve_resume(target: str | os.PathLike[str]) -> tuple[Path, Path]:
 
 def run_dir_of(resume: str | None, fresh: str) -> str:
     """Hydra resolver for hydra.run.dir: a resumed run keeps writing into its own folder."""
-    if not resume:
+    path = Path(resume).expanduser() if resume else None
+    if path is None or not path.exists():  # nothing to resume: the run fails before writing
         return fresh
-    path = Path(resume).expanduser()
     if path.is_file():
         return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     return str(path)

@@ -51,6 +51,8 @@ def check_overrides(argv: list[str]) -> None:
         key = o.key_or_group
         if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete():
             continue
+        if key == "resume" and isinstance(o.value(), str) and not Path(o.value()).expanduser().exists():
+            raise UserError(f"resume={o.value()}: no such file or directory to resume from.")
         parts = key.split(".")
         for depth in range(len(parts)):
             section = ".".join(parts[:depth])

@@ -57,6 +57,7 @@ class Summary:
     metrics: dict[str, float]
     warnings: list[str]
     first_nonfinite_step: int  # -1 when every loss of the window was finite
+    nonfinite_losses: list[str]  # the losses that were NaN or inf at that step
 
 
 class HealthMonitor:
@@ -69,19 +70,25 @@ class HealthMonitor:
     def reset(self) -> None:
         self.acc = torch.zeros(len(FIELDS), device=self.device, dtype=torch.float64)
         self.steps = 0
-        self.first_bad = torch.full((), -1, device=self.device, dtype=torch.long)
+        # per loss (d, g): the first step of the window at which it was NaN or inf, else -1
+        self.first_bad = torch.full((2,), -1, device=self.device, dtype=torch.long)
 
     def add(self, step: int, values: Tensor) -> None:
         """Accumulate one step's FIELDS (a 1-D device tensor) without synchronising."""
         values = values.detach().to(torch.float64)
-        bad = ~torch.isfinite(values[:2]).all()
+        bad = ~torch.isfinite(values[:2])
         self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
         self.acc += values
         self.steps += 1
 
-    def nonfinite_step(self) -> int:
-        """First step of the window with a non-finite loss, or -1 (synchronises)."""
-        return int(self.first_bad.item())
+    def nonfinite(self) -> tuple[int, list[str]]:
+        """(first step of the window with a non-finite loss, the losses non-finite then), or
+        (-1, []) (synchronises)."""
+        per_loss = self.first_bad.tolist()
+        bad = [s for s in per_loss if s >= 0]
+        if not bad:
+            return -1, []
+        return min(bad), [FIELDS[i] for i, s in enumerate(per_loss) if s == min(bad)]
 
     def summarise(self, step: int, diversity: float | None) -> Summary:
         """Window means, diversity and the warnings they raise; starts the next window."""
@@ -89,10 +96,10 @@ class HealthMonitor:
         metrics = dict(zip(FIELDS, means, strict=True))
         if diversity is not None:
             metrics["diversity"] = diversity
-        first_bad = self.nonfinite_step()
+        first_bad, bad_losses = self.nonfinite()
         warnings = self._warnings(metrics, first_bad, step)
         self.reset()
-        return Summary(step, metrics, warnings, first_bad)
+        return Summary(step, metrics, warnings, first_bad, bad_losses)
 
     def _warnings(self, m: dict[str, float], first_bad: int, step: int) -> list[str]:
         c = self.cfg

@@ -360,9 +360,8 @@ class Trainer:
         """Write one window of health metrics; True when the run rolled back to a checkpoint."""
         summary = self.health.summarise(self.step, self.diversity())
         if summary.first_nonfinite_step >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
-            bad = {k: v for k, v in summary.metrics.items() if k.startswith("loss/") and not np.isfinite(v)}
             where = f"step {summary.first_nonfinite_step + 1}"
-            names = ", ".join(bad) or "a loss"
+            names = " and ".join(summary.nonfinite_losses)
             if self.cfg.trainer.on_nonfinite == OnNonFinite.rollback:
                 return self._rollback(logger, writer, where, names)
             raise NonFiniteError(
@@ -401,7 +400,7 @@ class Trainer:
         return True
 
     def _save(self, writer: CheckpointWriter) -> Path:
-        if self.health.nonfinite_step() >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
+        if self.health.nonfinite()[0] >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
             # never let a diverged state become the "last good" checkpoint
             return writer.dir / "last.pt"
         path = writer.save(self.state_dict(), self.step)

@@ -37,6 +37,7 @@ def test_monitor_nonfinite_names_first_step():
     m.add(9, torch.tensor([float("inf"), 0.2, 0.5, 0.5, 1.0, 1.0]))
     s = m.summarise(10, None)
     assert s.first_nonfinite_step == 8 and s.warnings == ["NON_FINITE"]
+    assert s.nonfinite_losses == ["loss/d"]
 
 
 def test_wasserstein_losses_skip_probability_warnings():
