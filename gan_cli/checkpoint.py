@@ -134,16 +134,6 @@ def resolve_resume(target: str | os.PathLike[str]) -> tuple[Path, Path]:
     return path, run_dir
 
 
-def run_dir_of(resume: str | None, fresh: str) -> str:
-    """Hydra resolver for hydra.run.dir: a resumed run keeps writing into its own folder."""
-    path = Path(resume).expanduser() if resume else None
-    if path is None or not path.exists():  # nothing to resume: the run fails before writing
-        return fresh
-    if path.is_file():
-        return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
-    return str(path)
-
-
 class CheckpointWriter:
     """Writes `checkpoints/step_XXXXXX.pt`, points `last.pt` at it, keeps the newest `keep`
     step files (0: only last.pt)."""

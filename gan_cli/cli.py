@@ -14,7 +14,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from gan_cli.checkpoint import run_dir_of
 from gan_cli.schema import GROUPS, Config, ConfigError, check_config, register, valid_keys
 
 CONFIG_PATH = "pkg://gan_cli.configs"
@@ -26,6 +25,16 @@ RESUME_FREE = ("data.root", "data.download")
 
 class UserError(RuntimeError):
     """An error the user can fix; printed as one paragraph without a traceback."""
+
+
+def run_dir_of(resume: str | None, fresh: str) -> str:
+    """Hydra resolver for hydra.run.dir: a resumed run keeps writing into its own folder."""
+    path = Path(resume).expanduser() if resume else None
+    if path is None or not path.exists():  # nothing to resume: the run fails before writing
+        return fresh
+    if path.is_file():
+        return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+    return str(path)
 
 
 def _setup() -> None:
@@ -144,6 +153,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.load_state_dict(state, Path(str(cfg.resume)))
         print(f"Resumed from {cfg.resume} at step {trainer.step}.", flush=True)
     t = typed.trainer
+    if trainer.step >= t.steps:
+        print(
+            f"The run is already at step {trainer.step} of trainer.steps={t.steps}; pass a larger "
+            "trainer.steps to train longer.",
+            flush=True,
+        )
     logger = RunLogger(run_dir, t.steps, trainer.step, t.progress, t.tensorboard)
     writer = CheckpointWriter(run_dir / "checkpoints", t.keep_ckpts)
     try:
@@ -185,6 +200,13 @@ def _hydra_train(cfg: DictConfig) -> float | None:
             flush=True,
         )
         sys.exit(128 + e.signum)
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted twice: stopped at once without a new checkpoint; the last one is intact.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(130)
     except (UserError, ConfigError, CheckpointError, DataError, ModelConfigError, NonFiniteError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

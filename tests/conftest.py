@@ -54,7 +54,8 @@ def run_cli(
     *args: str, cwd: Path, timeout: int = 300, env: dict | None = None, module: str = "gan_cli.train"
 ) -> subprocess.CompletedProcess[str]:
     """Run `gan-train ...` (as `python -m gan_cli.train`) in a subprocess."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # tiny models: one thread each avoids oversubscribing a small CI machine
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", module, *args],

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, resolve_resume
+from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint
 from gan_cli.trainer import NonFiniteError, Trainer
 from tests.conftest import TINY, compose_config, run_cli
 from tests.test_training import fit
@@ -68,7 +68,7 @@ def _wait_for(path: Path, lines: int, proc: subprocess.Popen, timeout: float = 1
 
 
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "gan_cli.train", *args],
         cwd=cwd,
@@ -79,7 +79,7 @@ def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
     )
 
 
-LONG = [*TINY, "model=dcgan", "trainer.steps=300", "trainer.log_every=5", "trainer.ckpt_every=1000"]
+LONG = [*TINY, "model=dcgan", "trainer.steps=120", "trainer.log_every=5", "trainer.ckpt_every=1000"]
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -91,7 +91,7 @@ def test_signal_saves_and_resume_completes_exactly(sig, code, tmp_path):
     assert proc.returncode == code, err
     assert f"gan-train resume={tmp_path / 'run'}" in err or "gan-train resume=run" in err
     stopped = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
-    assert 0 < stopped["step"] < 300
+    assert 0 < stopped["step"] < 120
 
     resumed = run_cli("resume=run", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -101,13 +101,13 @@ def test_signal_saves_and_resume_completes_exactly(sig, code, tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
     a = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)
-    assert a["step"] == b["step"] == 300
+    assert a["step"] == b["step"] == 120
     for net in ("g", "d", "g_ema"):
         for k, v in a["models"][net].items():
             assert torch.equal(v, b["models"][net][k]), f"{net}.{k}"
     steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))  # appended, nothing repeated
-    assert [s for s in steps if s % 5 == 0] == list(range(5, 301, 5))  # nothing missing
+    assert [s for s in steps if s % 5 == 0] == list(range(5, 121, 5))  # nothing missing
 
 
 def test_second_ctrl_c_exits_at_once(tmp_path):
@@ -140,7 +140,7 @@ def test_sigkill_during_saves_never_corrupts_last(tmp_path):
     ckpts = tmp_path / "checkpoints"
     rng = random.Random(0)
     seen_steps = []
-    for attempt in range(6):
+    for _ in range(6):
         start = seen_steps[-1] if seen_steps else 0
         proc = subprocess.Popen(
             [sys.executable, "-c", SAVER, str(ckpts), str(start)], stdout=subprocess.PIPE, text=True
@@ -165,7 +165,6 @@ def test_keeps_newest_k(tmp_path):
         writer.save({"step": step}, step)
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["last.pt", "step_000030.pt", "step_000040.pt"]
     assert load_checkpoint(tmp_path / "last.pt")["step"] == 40
-    assert resolve_resume(tmp_path.parent) if False else True
 
 
 # ---- bad files --------------------------------------------------------------------------------
@@ -299,9 +298,10 @@ def test_nonfinite_skip_drops_the_update(tmp_path):
 
 
 def test_generator_export_is_enough_to_sample(tmp_path):
+    from omegaconf import OmegaConf
+
     from gan_cli.models import build_models
     from gan_cli.schema import DataConfig, LossName, ModelConfig
-    from omegaconf import OmegaConf
 
     trainer = Trainer(compose_config("model=cgan", "trainer.steps=2"), tmp_path)
     fit(trainer, tmp_path)
