@@ -20,6 +20,18 @@ class DataName(str, Enum):
     ring8 = "ring8"
     grid25 = "grid25"
     fake = "fake"
+    mnist = "mnist"
+    fashion_mnist = "fashion_mnist"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    svhn = "svhn"
+    celeba = "celeba"
+    image_folder = "image_folder"
+
+
+class Labels(str, Enum):
+    none = "none"
+    subfolders = "subfolders"  # image_folder: the first folder level below data.root is the class
 
 
 class ModelName(str, Enum):
@@ -77,8 +89,9 @@ class OnNonFinite(str, Enum):
 @dataclass
 class DataConfig:
     name: DataName = MISSING
-    root: str | None = None  # where files live, for sets that have files
-    download: bool = False
+    root: str | None = None  # where the files live (searched, or downloaded into)
+    download: bool = False  # fetch a missing torchvision set (needs network)
+    split: str = "train"  # torchvision split: train | test (svhn: train | test | extra; celeba: all ...)
     channels: int = 1  # images: 1 (grey) or 3 (RGB); 0 for vector data
     image_size: int = 32  # images: height = width in pixels; 0 for vector data
     dim: int = 0  # vector data (2-D point sets): its dimension; 0 for images
@@ -86,6 +99,14 @@ class DataConfig:
     size: int = 5000  # number of items, for generated sets (fake, ring8, grid25)
     seed: int = 0  # seed of generated sets, independent of trainer.seed
     std: float = 0.0  # std of each Gaussian mode (ring8, grid25)
+    labels: Labels = Labels.none  # image_folder: where class labels come from
+    skip_bad: bool = False  # image_folder: skip unreadable files (with a count) instead of failing
+    subset: int = 0  # keep this many items (a seeded random choice by data.seed); 0 = all
+    classes: list[int] | None = None  # keep only these classes, relabelled 0..len-1 in this order
+    hflip: bool = False  # random horizontal flips, per batch on the training device
+    preload_max_mb: int = 1024  # decode sets up to this size once into memory (and the device)
+    cache: bool = True  # keep decoded image-file sets next to the data for a fast second start
+    num_workers: int = 2  # DataLoader workers, for sets too large to preload
 
 
 @dataclass

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from gan_cli import __version__
 from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, save_atomic
-from gan_cli.data import Batches, load_dataset, mixture_modes, to_model_range
+from gan_cli.data import make_batches, mixture_modes
 from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty
@@ -88,14 +88,15 @@ class Trainer:
         torch.manual_seed(t.seed)
 
         # data
-        self.data = load_dataset(cfg.data)
-        self.batches = Batches(self.data, t.batch_size, t.seed, self.device)
+        self.batches, self.num_classes = make_batches(cfg.data, t.batch_size, t.seed, self.device)
+        if cfg.data.num_classes == 0 and self.num_classes:  # discovered from image subfolders
+            cfg.data.num_classes = self.num_classes
+        self.is_image = not cfg.data.dim
         self.conditional = is_conditional(cfg.model)
-        self.num_classes = self.data.num_classes
 
         # models, EMA, optimizers
         self.G, self.D = build_models(cfg.model, cfg.data, cfg.loss.name)
-        if self.data.is_image and self.device.type != "mps":
+        if self.is_image and self.device.type != "mps":
             # NHWC is the fast layout of oneDNN and cuDNN convolutions
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
@@ -128,7 +129,7 @@ class Trainer:
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.trainer.seed + 2)
         n = self.cfg.trainer.n_samples
         labels = None
-        if not self.data.is_image:
+        if not self.is_image:
             n, nrow = max(n, POINT_SAMPLES), 0
         elif self.conditional:
             nrow = max(1, n // self.num_classes)  # one row per class
@@ -140,10 +141,8 @@ class Trainer:
         return z, labels, nrow
 
     def _real_diversity(self) -> float:
-        n = min(self.cfg.trainer.health.diversity_samples, len(self.data.x))
-        gen = torch.Generator().manual_seed(self.cfg.trainer.seed + 3)
-        idx = torch.randperm(len(self.data.x), generator=gen)[:n]
-        return float(mean_pairwise_distance(to_model_range(self.data.x[idx])))
+        real = self.batches.reference(self.cfg.trainer.health.diversity_samples, self.cfg.trainer.seed + 3)
+        return float(mean_pairwise_distance(real))
 
     def _sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=self.noise_gen)
@@ -246,7 +245,7 @@ class Trainer:
 
     def sample_image(self) -> Tensor:
         x = self.generate(self.fixed_z, self.fixed_y)
-        if not self.data.is_image:
+        if not self.is_image:
             modes = (
                 mixture_modes(self.cfg.data.name.value)
                 if self.cfg.data.name.value in ("ring8", "grid25")

