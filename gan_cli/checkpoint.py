@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 FORMAT = "gan-cli-checkpoint"
+GENERATOR_FORMAT = "gan-cli-generator"  # checkpoints/generator.pt: G's weights and configs only
 FORMAT_VERSION = 1
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
@@ -66,8 +67,9 @@ def link_atomic(src: Path, dst: Path) -> None:
     _fsync_dir(dst.parent)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load and check a gan-cli checkpoint; every failure is a CheckpointError naming the file."""
+def load_checkpoint(path: str | os.PathLike[str], formats: tuple[str, ...] = (FORMAT,)) -> dict[str, Any]:
+    """Load and check a gan-cli file of one of `formats`; every failure is a CheckpointError
+    naming the file."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such file or directory.")
@@ -96,7 +98,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path}: is not a readable checkpoint; it is truncated or corrupt "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})."
         ) from e
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+    if not isinstance(obj, dict) or obj.get("format") not in formats:
         raise CheckpointError(
             f"{path}: is a PyTorch file but not a gan-cli checkpoint (no '{FORMAT}' marker)."
         )
@@ -144,6 +146,12 @@ class CheckpointWriter:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         for stale in ckpt_dir.glob(".*.tmp"):  # left by a process killed mid-save
             stale.unlink(missing_ok=True)
+
+    def save_as(self, state: dict[str, Any], name: str) -> Path:
+        """A checkpoint under a fixed name (best.pt), outside the rotation."""
+        path = self.dir / name
+        save_atomic({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
+        return path
 
     def save(self, state: dict[str, Any], step: int) -> Path:
         path = self.dir / f"step_{step:06d}.pt"

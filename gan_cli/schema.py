@@ -174,6 +174,34 @@ class TrainerConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
 
 
+# modes2d: 2-D mixtures (PacGAN protocol); fid, kid, is, pr: with the standard Inception weights;
+# classifier: offline, with a small classifier trained on the labelled real set. (Functional form
+# because `is` is a Python keyword and OmegaConf matches enum members by name.)
+MetricName = Enum(  # type: ignore[misc]
+    "MetricName", [(m, m) for m in ("modes2d", "fid", "kid", "is", "pr", "classifier")], type=str
+)
+
+
+class Direction(str, Enum):
+    min = "min"
+    max = "max"
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # evaluate during training every N steps (and at the end); 0 = never
+    metrics: list[MetricName] = field(default_factory=list)
+    n_samples: int = 10000  # generated samples per evaluation (modes2d always uses 2,500)
+    real_samples: int = 10000  # real samples for reference statistics (at most the whole set)
+    best: str | None = None  # a metric key (e.g. fid, classifier/fd) that keeps checkpoints/best.pt
+    best_mode: Direction = Direction.min
+    inception_weights: str | None = None  # pt_inception-2015-12-05 weights file; else torch's hub cache
+    cache_dir: str = "~/.cache/gan-cli"  # real-set features and trained classifiers
+    batch_size: int = 250
+    classifier_epochs: int = 12
+    seed: int = 0
+
+
 @dataclass
 class Config:
     data: DataConfig = MISSING
@@ -181,6 +209,7 @@ class Config:
     loss: LossConfig = MISSING
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
     resume: str | None = None  # a run directory or a checkpoint file
 
 
@@ -190,6 +219,7 @@ GROUPS: dict[str, type] = {
     "loss": LossConfig,
     "optim": OptimConfig,
     "trainer": TrainerConfig,
+    "eval": EvalConfig,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import random
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from gan_cli import __version__
-from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, save_atomic
+from gan_cli.checkpoint import (
+    GENERATOR_FORMAT,
+    CheckpointError,
+    CheckpointWriter,
+    load_checkpoint,
+    save_atomic,
+)
 from gan_cli.data import make_batches, mixture_modes
 from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.logs import RunLogger, image_grid, scatter_image
@@ -122,6 +129,14 @@ class Trainer:
         self.rollbacks = 0
         self._signal: int | None = None
         self.last_summary: dict[str, float] = {}
+        self.elapsed = 0.0  # wall-clock seconds of training, summed over resumes
+        self.best: float | None = None  # best value of eval.best so far
+        self._pending_eval: dict[str, Any] = {}
+        if cfg.eval.every:
+            from gan_cli.metrics import preflight
+
+            metrics = [m.value for m in cfg.eval.metrics]
+            preflight(metrics, cfg.data.name.value, self.num_classes > 0, cfg.eval)
         self._active_warnings: set[str] = set()  # warnings of the previous window, printed once
 
     # ---- set-up helpers -------------------------------------------------------------------
@@ -278,6 +293,8 @@ class Trainer:
             },
             "health": self.health.state_dict(),
             "rollbacks": self.rollbacks,
+            "elapsed": self.elapsed,
+            "best": self.best,
         }
 
     def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
@@ -306,6 +323,8 @@ class Trainer:
         self.health.load_state_dict(state["health"])
         self.step = int(state["step"])
         self.rollbacks = int(state.get("rollbacks", 0))
+        self.elapsed = float(state.get("elapsed", 0.0))
+        self.best = state.get("best")
 
     def export_generator(self, path: Path) -> None:
         """G's (EMA) weights and the configs that rebuild it: enough to sample without training."""
@@ -313,7 +332,7 @@ class Trainer:
         cfg = config_dict(self.cfg)
         save_atomic(
             {
-                "format": "gan-cli-generator",
+                "format": GENERATOR_FORMAT,
                 "version": __version__,
                 "step": self.step,
                 "ema": self.G_ema is not None,
@@ -334,12 +353,17 @@ class Trainer:
     def fit(self, logger: RunLogger, writer: CheckpointWriter) -> dict[str, float]:
         """Train until `trainer.steps`; returns the last window's metrics."""
         t = self.cfg.trainer
+        every = self.cfg.eval.every
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        started = time.perf_counter() - self.elapsed
         try:
             while self.step < t.steps:
                 self.train_step()
                 logger.advance()
+                self.elapsed = time.perf_counter() - started
                 done = self.step == t.steps
+                if every and (self.step % every == 0 or done):
+                    self._evaluate(logger, writer)
                 if self.step % t.log_every == 0 or done:
                     if self._log(logger, writer):
                         continue  # rolled back
@@ -368,15 +392,51 @@ class Trainer:
                 f"checkpoint in {writer.dir} is intact. Lower the learning rates, try "
                 "trainer.precision=fp32, or set trainer.on_nonfinite=rollback|skip."
             )
-        logger.metrics(
-            self.step, {**summary.metrics, "lr/g": self.opt_g.param_groups[0]["lr"]}, summary.warnings
-        )
+        record = {
+            **summary.metrics,
+            "lr/g": self.opt_g.param_groups[0]["lr"],
+            "elapsed": round(self.elapsed, 3),
+        }
+        logger.metrics(self.step, {**record, **self._pending_eval}, summary.warnings)
+        self._pending_eval = {}
         for name in summary.warnings:
             if name not in self._active_warnings:
                 logger.warn(self.step, name, self.health.explain(name))
         self._active_warnings = set(summary.warnings)
         self.last_summary = summary.metrics
         return False
+
+    def _evaluate(self, logger: RunLogger, writer: CheckpointWriter) -> None:
+        """Run the eval metrics on the (EMA) generator; keep checkpoints/best.pt by eval.best."""
+        from gan_cli.metrics import evaluate
+        from gan_cli.sampling import LoadedGenerator
+
+        net = self.G_ema if self.G_ema is not None else self.G
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):  # evaluation never moves the training streams
+                gen = LoadedGenerator(
+                    net, self.cfg.model, self.cfg.data, self.step, self.G_ema is not None, self.run_dir
+                )
+                results = evaluate(gen, [m.value for m in self.cfg.eval.metrics], self.cfg.eval, self.device)
+        finally:
+            net.train(was_training)
+        numbers = {f"eval/{k}": v for k, v in results.items() if isinstance(v, (int, float))}
+        self._pending_eval = {"eval/step": self.step, **numbers}
+        logger.message(
+            f"[step {self.step}] eval: " + ", ".join(f"{k[5:]}={v:.4g}" for k, v in numbers.items())
+        )
+        key = self.cfg.eval.best
+        if key and isinstance(results.get(key), (int, float)):
+            value = float(results[key])
+            better = self.best is None or (
+                value > self.best if self.cfg.eval.best_mode.value == "max" else value < self.best
+            )
+            if better:
+                self.best = value
+                writer.save_as(self.state_dict(), "best.pt")
+                logger.message(f"[step {self.step}] new best {key}={value:.4g}: checkpoints/best.pt")
 
     def _rollback(self, logger: RunLogger, writer: CheckpointWriter, where: str, names: str) -> bool:
         last = writer.dir / "last.pt"

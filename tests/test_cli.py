@@ -133,6 +133,24 @@ def test_wheel_ships_configs(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "name: cgan" in out.stdout and "name: mnist5k" in out.stdout
+    # the installed package is complete: it trains from another folder
+    trained = subprocess.run(
+        [
+            venv / "bin" / "gan-train",
+            "model=mlp",
+            "data=ring8",
+            "trainer.steps=2",
+            "trainer.device=cpu",
+            "trainer.progress=false",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    for script in ("gan-sample", "gan-eval", "gan-report"):
+        assert (venv / "bin" / script).is_file()
     where = subprocess.run(
         [py, "-c", "import gan_cli; print(gan_cli.__file__)"],
         cwd=elsewhere,

@@ -1,0 +1,175 @@
+"""Evaluate a generator against its real data set with the protocols of DESIGN.md."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gan_cli.data import load_dataset, mixture_modes, to_model_range
+from gan_cli.metrics import features as feat
+from gan_cli.metrics.inception import EvalError, InceptionFeatures, find_weights
+from gan_cli.metrics.modes2d import SAMPLES as MODES2D_SAMPLES
+from gan_cli.metrics.modes2d import modes2d
+from gan_cli.sampling import LoadedGenerator, generate, latents
+from gan_cli.schema import EvalConfig
+
+__all__ = ["EvalError", "evaluate", "preflight"]
+INCEPTION_METRICS = {"fid", "kid", "is", "pr"}
+
+
+def preflight(metrics: list[str], gen_data_name: str, labelled: bool, cfg: EvalConfig) -> None:
+    """Fail at once (before any sampling or training) when a metric cannot run."""
+    if INCEPTION_METRICS & set(metrics):
+        find_weights(cfg.inception_weights)
+    if "modes2d" in metrics and gen_data_name not in ("ring8", "grid25"):
+        raise EvalError(f"metric modes2d is for the 2-D mixtures ring8 and grid25, not data={gen_data_name}.")
+    if "classifier" in metrics and not labelled:
+        raise EvalError(f"metric classifier needs a labelled data set; data={gen_data_name} has no labels.")
+
+
+def _fake(gen: LoadedGenerator, n: int, seed: int, batch_size: int) -> tuple[Tensor, Tensor | None]:
+    """n samples; conditional models get the classes in equal shares, in order."""
+    rng = torch.Generator().manual_seed(seed)
+    z = latents(n, gen.model.z_dim, rng)
+    y = torch.arange(n) % gen.num_classes if gen.conditional else None
+    return generate(gen, z, y, batch_size), y
+
+
+def _real(gen: LoadedGenerator, n: int, seed: int) -> tuple[Tensor, Tensor | None, str]:
+    """Up to n real items (a seeded choice) and a fingerprint of exactly those items."""
+    data = load_dataset(gen.data)
+    idx = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    x = data.x[idx]
+    y = data.y[idx] if data.y is not None else None
+    digest = hashlib.sha1(x.numpy().tobytes())
+    if y is not None:
+        digest.update(y.numpy().tobytes())
+    return x, y, f"{gen.data.name.value}-{tuple(x.shape)}-{digest.hexdigest()[:16]}"
+
+
+def _cached(path: Path, compute: Any) -> Any:
+    from gan_cli.checkpoint import save_atomic
+
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - rebuilt when damaged
+            pass
+    value = compute()
+    try:
+        save_atomic(value, path)
+    except OSError as e:
+        print(f"note: could not cache {path} ({e}).")
+    return value
+
+
+def evaluate(
+    gen: LoadedGenerator, metrics: list[str], cfg: EvalConfig, device: torch.device
+) -> dict[str, Any]:
+    """Compute the named metrics; returns a flat dict of results (plus notes)."""
+    labelled = gen.data.num_classes > 0
+    preflight(metrics, gen.data.name.value, labelled, cfg)
+    out: dict[str, Any] = {}
+    cache = Path(cfg.cache_dir).expanduser()
+    if "modes2d" in metrics:
+        points, _ = _fake(gen, MODES2D_SAMPLES, cfg.seed, cfg.batch_size)
+        out.update(modes2d(points, mixture_modes(gen.data.name.value), gen.data.std))
+    image_metrics = [m for m in metrics if m != "modes2d"]
+    if not image_metrics:
+        return out
+    if cfg.n_samples < 10000:
+        out["note"] = (
+            f"{cfg.n_samples} generated samples: FID, KID and the Frechet distances are biased "
+            "upwards below 10,000; compare runs only at equal sample counts."
+        )
+    fake, fake_y = _fake(gen, cfg.n_samples, cfg.seed, cfg.batch_size)
+    real_x, real_y, fingerprint = _real(gen, cfg.real_samples, cfg.seed)
+    if INCEPTION_METRICS & set(image_metrics):
+        out.update(_inception_metrics(fake, real_x, fingerprint, image_metrics, cfg, cache, device))
+    if "classifier" in image_metrics:
+        out.update(_classifier_metrics(gen, fake, fake_y, real_x, real_y, fingerprint, cfg, cache, device))
+    return out
+
+
+def _features(net: InceptionFeatures, x: Tensor, batch: int) -> tuple[Tensor, Tensor]:
+    pools, logits = [], []
+    for i in range(0, len(x), batch):
+        p, lg = net(feat.as_rgb_uint8(x[i : i + batch]))
+        pools.append(p)
+        logits.append(lg)
+    return torch.cat(pools), torch.cat(logits)
+
+
+def _inception_metrics(
+    fake: Tensor,
+    real: Tensor,
+    fingerprint: str,
+    metrics: list[str],
+    cfg: EvalConfig,
+    cache: Path,
+    device: torch.device,
+) -> dict[str, float]:
+    net = InceptionFeatures(find_weights(cfg.inception_weights), device)
+    real_f = _cached(
+        cache / "features" / f"{net.name}-{fingerprint}.pt",
+        lambda: dict(zip(("pool", "logits"), _features(net, real, cfg.batch_size), strict=True)),
+    )
+    fake_pool, fake_logits = _features(net, fake, cfg.batch_size)
+    out: dict[str, float] = {}
+    if "fid" in metrics:
+        out["fid"] = feat.frechet_distance(real_f["pool"], fake_pool)
+    if "kid" in metrics:
+        out["kid"], out["kid_std"] = feat.kid(real_f["pool"], fake_pool, cfg.seed)
+    if "is" in metrics:
+        out["is"], out["is_std"] = feat.inception_score(fake_logits, seed=cfg.seed)
+    if "pr" in metrics:
+        out["precision"], out["recall"] = feat.precision_recall(real_f["pool"], fake_pool)
+    return out
+
+
+def _classifier_metrics(
+    gen: LoadedGenerator,
+    fake: Tensor,
+    fake_y: Tensor | None,
+    real_x: Tensor,
+    real_y: Tensor | None,
+    fingerprint: str,
+    cfg: EvalConfig,
+    cache: Path,
+    device: torch.device,
+) -> dict[str, Any]:
+    from gan_cli.metrics.classifier import load_or_train, predict
+
+    k = gen.num_classes
+    real = to_model_range(real_x)
+    model, accuracy = load_or_train(
+        cache / "classifiers" / f"{fingerprint}-e{cfg.classifier_epochs}.pt",
+        real,
+        real_y,
+        k,
+        cfg.classifier_epochs,
+        cfg.seed,
+        device,
+    )
+    real_logits, real_f = predict(model, real, device)
+    fake_logits, fake_f = predict(model, fake, device)
+    fake_pred = fake_logits.argmax(1)
+    fake_hist = np.bincount(fake_pred.numpy(), minlength=k).astype(float)
+    real_hist = np.bincount(real_y.numpy(), minlength=k).astype(float)
+    half = len(real_f) // 2
+    perm = torch.randperm(len(real_f), generator=torch.Generator().manual_seed(cfg.seed))
+    out: dict[str, Any] = {
+        "classifier/acc_real": accuracy,
+        "classifier/hist": (fake_hist / fake_hist.sum()).round(4).tolist(),
+        "classifier/kl": feat.histogram_kl(fake_hist, real_hist),
+        "classifier/fd": feat.frechet_distance(real_f, fake_f),
+        "classifier/fd_floor": feat.frechet_distance(real_f[perm[:half]], real_f[perm[half:]]),
+    }
+    if fake_y is not None:
+        out["classifier/cond_acc"] = float((fake_pred == fake_y).float().mean())
+    return out

@@ -1,0 +1,116 @@
+"""An offline quality score: a small classifier trained once on the labelled real set.
+
+It reports what an Inception network would, without needing its weights: how generated samples
+spread over the classes, the Frechet distance in the classifier's feature space (with the distance
+between two halves of the real set as the floor), and for conditional models whether samples show
+the class they were asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class SmallClassifier(nn.Module):
+    """Three conv blocks and a linear head; `features` is the 128-d penultimate layer."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.BatchNorm2d(128),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(128, num_classes))
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Random shifts of up to 2 px: a classifier that generalises beyond the exact real pixels."""
+    pad = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    dx, dy = torch.randint(0, 5, (2,), generator=gen).tolist()
+    return pad[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
+
+
+def train_classifier(
+    x: Tensor, y: Tensor, num_classes: int, epochs: int, seed: int, device: torch.device
+) -> tuple[SmallClassifier, float]:
+    """Train on 90 % of (x in [-1, 1], y); returns the model and its accuracy on the other 10 %."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    perm = torch.randperm(len(x), generator=gen)
+    n_test = max(1, len(x) // 10)
+    test, train = perm[:n_test], perm[n_test:]
+    model = SmallClassifier(x.shape[1], num_classes).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = epochs * max(1, len(train) // 128)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    model.train()
+    for _ in range(epochs):
+        order = train[torch.randperm(len(train), generator=gen)]
+        for i in range(0, len(order) - 127, 128):
+            idx = order[i : i + 128]
+            xb, yb = _augment(x[idx], gen).to(device), y[idx].to(device)
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    pred = predict(model, x[test], device)[0].argmax(1)
+    return model, float((pred == y[test]).float().mean())
+
+
+@torch.no_grad()
+def predict(
+    model: SmallClassifier, x: Tensor, device: torch.device, batch: int = 500
+) -> tuple[Tensor, Tensor]:
+    """(logits, features) for images in [-1, 1], on the CPU."""
+    logits, feats = [], []
+    for i in range(0, len(x), batch):
+        f = model.features(x[i : i + batch].to(device))
+        feats.append(f.cpu())
+        logits.append(model.head(f).cpu())
+    return torch.cat(logits), torch.cat(feats)
+
+
+def load_or_train(
+    path: Path, x: Tensor, y: Tensor, num_classes: int, epochs: int, seed: int, device: torch.device
+) -> tuple[SmallClassifier, float]:
+    """A cached classifier for this exact real set, or a newly trained (and cached) one."""
+    from gan_cli.checkpoint import save_atomic
+
+    if path.is_file():
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = SmallClassifier(x.shape[1], num_classes)
+            model.load_state_dict(state["weights"])
+            return model.to(device).eval(), float(state["accuracy"])
+        except Exception:  # noqa: BLE001 - a damaged cache is retrained, never trusted
+            pass
+    print(f"training the evaluation classifier on {len(x)} real images (cached at {path}) ...", flush=True)
+    model, accuracy = train_classifier(x, y, num_classes, epochs, seed, device)
+    try:
+        save_atomic({"weights": model.state_dict(), "accuracy": accuracy}, path)
+    except OSError as e:
+        print(f"note: could not cache the classifier at {path} ({e}).")
+    return model, accuracy

@@ -1,0 +1,60 @@
+"""Distances between sets of features: Frechet distance, KID, precision/recall, Inception Score.
+
+The formulas come from torch-fidelity (a well-kept implementation of the reference ones); they
+work on any feature extractor, so the classifier metric and the tests reuse them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def frechet_distance(a: Tensor, b: Tensor) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two (N, D) feature sets."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats_a = fid_features_to_statistics(a.double())
+    stats_b = fid_features_to_statistics(b.double())
+    return float(fid_statistics_to_metric(stats_a, stats_b, verbose=False)["frechet_inception_distance"])
+
+
+def kid(a: Tensor, b: Tensor, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (unbiased MMD^2, cubic polynomial kernel): mean and std over subsets."""
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    size = min(1000, len(a), len(b))
+    out = kid_features_to_metric(a, b, kid_subsets=100, kid_subset_size=size, verbose=False, rng_seed=seed)
+    return float(out["kernel_inception_distance_mean"]), float(out["kernel_inception_distance_std"])
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN manifolds."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    out = prc_features_to_metric(real, fake, prc_neighborhood=k, prc_batch_size=10000, verbose=False)
+    return float(out["precision"]), float(out["recall"])
+
+
+def inception_score(logits: Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+    """exp(E KL(p(y|x) || p(y))): mean and std over splits."""
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    out = isc_features_to_metric(logits, splits=splits, rng_seed=seed)
+    return float(out["inception_score_mean"]), float(out["inception_score_std"])
+
+
+def histogram_kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-6) -> float:
+    """KL(p || q) of two histograms (normalised here; eps keeps empty bins of q finite)."""
+    p = p / max(p.sum(), eps)
+    q = (q + eps) / (q + eps).sum()
+    nz = p > 0
+    return float((p[nz] * np.log(p[nz] / q[nz])).sum())
+
+
+def as_rgb_uint8(x: Tensor) -> Tensor:
+    """[-1, 1] or uint8 images -> uint8 with 3 channels (what Inception expects)."""
+    if x.dtype != torch.uint8:
+        x = x.add(1).mul(127.5).add(0.5).clamp(0, 255).to(torch.uint8)
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x

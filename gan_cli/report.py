@@ -1,0 +1,175 @@
+"""`gan-report`: one table (Markdown + CSV) and one figure of metric curves for the jobs of a sweep.
+
+Reads only what runs write as they go (`.hydra/`, `metrics.jsonl`, `eval.json`), so it also works
+while jobs are still running.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CURVES = ("loss/d", "loss/g", "d/real", "d/fake", "diversity")
+
+
+@dataclass
+class Job:
+    path: Path
+    overrides: list[str]
+    records: list[dict[str, Any]]
+    target_steps: int | None
+    final_eval: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return self.records[-1]["step"] if self.records else 0
+
+    @property
+    def status(self) -> str:
+        if self.target_steps is not None and self.step >= self.target_steps:
+            return "done"
+        return "running or stopped"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written right now
+                continue
+    return out
+
+
+def load_job(path: Path) -> Job:
+    hydra = path / ".hydra"
+    overrides = (
+        yaml.safe_load((hydra / "overrides.yaml").read_text()) if (hydra / "overrides.yaml").is_file() else []
+    )
+    config = yaml.safe_load((hydra / "config.yaml").read_text()) if (hydra / "config.yaml").is_file() else {}
+    target = (config or {}).get("trainer", {}).get("steps")
+    final_eval = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
+    return Job(path, overrides or [], _read_jsonl(path / "metrics.jsonl"), target, final_eval)
+
+
+def find_jobs(folders: list[Path]) -> list[Job]:
+    """Every run folder among `folders` and their direct subfolders (a sweep's job folders)."""
+    found = []
+    for folder in folders:
+        candidates = (
+            [folder]
+            if (folder / "metrics.jsonl").is_file()
+            else sorted(
+                (
+                    p
+                    for p in folder.iterdir()
+                    if p.is_dir() and ((p / "metrics.jsonl").is_file() or (p / ".hydra").is_dir())
+                ),
+                key=lambda p: (len(p.name), p.name),
+            )
+        )
+        found.extend(load_job(p) for p in candidates)
+    return found
+
+
+def _eval_history(job: Job) -> dict[str, list[float]]:
+    history: dict[str, list[float]] = {}
+    for r in job.records:
+        for k, v in r.items():
+            if k.startswith("eval/") and isinstance(v, (int, float)):
+                history.setdefault(k[5:], []).append(float(v))
+    return history
+
+
+def summarise(job: Job, best_mode: dict[str, str]) -> dict[str, Any]:
+    last = job.records[-1] if job.records else {}
+    row: dict[str, Any] = {
+        "job": job.path.name,
+        "overrides": " ".join(job.overrides),
+        "status": job.status,
+        "steps": job.step,
+        "wall_min": round(last.get("elapsed", float("nan")) / 60, 2),
+        "warnings": " ".join(sorted({w for r in job.records for w in r.get("warnings", [])})) or "-",
+    }
+    for key in CURVES:
+        if key in last and last[key] is not None:
+            row[key] = round(last[key], 4)
+    for metric, values in _eval_history(job).items():
+        row[f"final {metric}"] = round(values[-1], 4)
+        pick = max if best_mode.get(metric, "min") == "max" else min
+        row[f"best {metric}"] = round(pick(values), 4)
+    for key, value in job.final_eval.items():
+        if isinstance(value, float) and f"final {key}" not in row:
+            row[f"eval {key}"] = round(value, 4)
+    return row
+
+
+def _markdown(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float) and math.isnan(v):
+            return "-"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(jobs: list[Job], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in CURVES if any(k in r for j in jobs for r in j.records)]
+    keys += sorted({k for j in jobs for r in j.records for k in r if k.startswith("eval/")})
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=False):
+        for job in jobs:
+            pts = [(r["step"], r[key]) for r in job.records if isinstance(r.get(key), (int, float))]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), label=job.path.name)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(folders: list[Path], out: Path | None = None, best_mode: dict[str, str] | None = None) -> Path:
+    """Write report.md, report.csv and report.png for the jobs found; returns the Markdown path."""
+    jobs = find_jobs(folders)
+    if not jobs:
+        from gan_cli.commands import CommandError
+
+        raise CommandError(f"no runs in {', '.join(map(str, folders))} (folders with metrics.jsonl).")
+    modes = {
+        "is": "max",
+        "precision": "max",
+        "recall": "max",
+        "modes2d/modes": "max",
+        "modes2d/hq_pct": "max",
+        "classifier/cond_acc": "max",
+        **(best_mode or {}),
+    }
+    rows = [summarise(j, modes) for j in jobs]
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    out = out or (folders[0] if folders[0].is_dir() else folders[0].parent)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(_markdown(rows, columns))
+    with open(out / "report.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    _plot(jobs, out / "report.png")
+    print(_markdown(rows, columns))
+    print(f"written: {out / 'report.md'}, report.csv, report.png")
+    return out / "report.md"

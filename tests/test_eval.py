@@ -1,0 +1,255 @@
+"""Sampling, evaluation metrics (on stand-in features and hand-made points), and gan-report."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gan_cli.data import load_dataset, mixture_modes
+from gan_cli.metrics import evaluate, features
+from gan_cli.metrics.modes2d import modes2d
+from gan_cli.sampling import LoadedGenerator, latents, slerp
+from gan_cli.schema import EvalConfig
+from tests.conftest import TINY, compose_config, run_cli
+
+
+# ---- Frechet distance and friends on a stand-in feature extractor (the identity) ---------------
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    x = torch.randn(5000, 8, generator=torch.Generator().manual_seed(0))
+    assert features.frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_matches_closed_form_for_gaussians():
+    # N(0, I) vs N(mu, s^2 I): ||mu||^2 + d (1 + s^2 - 2 s)
+    gen = torch.Generator().manual_seed(1)
+    d, n, s = 6, 200_000, 1.5
+    mu = torch.tensor([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
+    a = torch.randn(n, d, generator=gen)
+    b = mu + s * torch.randn(n, d, generator=gen)
+    expected = float(mu.pow(2).sum()) + d * (1 + s**2 - 2 * s)
+    assert features.frechet_distance(a, b) == pytest.approx(expected, rel=0.02)
+
+
+def test_kid_and_precision_recall_behave():
+    gen = torch.Generator().manual_seed(2)
+    a, b = torch.randn(1500, 8, generator=gen), torch.randn(1500, 8, generator=gen)
+    far = b + 10
+    assert abs(features.kid(a, b)[0]) < 0.05 < features.kid(a, far)[0]
+    p, r = features.precision_recall(a, b)
+    assert p > 0.8 and r > 0.8
+    assert features.precision_recall(a, far) == (0.0, 0.0)
+
+
+def test_inception_score_of_confident_uniform_logits():
+    logits = torch.full((1000, 10), -20.0)
+    logits[torch.arange(1000), torch.arange(1000) % 10] = 20.0  # confident, classes balanced
+    assert features.inception_score(logits, splits=1)[0] == pytest.approx(10.0, rel=1e-3)
+
+
+def test_histogram_kl():
+    assert features.histogram_kl(np.array([1.0, 1.0]), np.array([5.0, 5.0])) == pytest.approx(0.0)
+    assert features.histogram_kl(np.array([1.0, 0.0]), np.array([1.0, 1.0])) == pytest.approx(
+        math.log(2), rel=1e-4
+    )
+
+
+# ---- modes2d on hand-made points -------------------------------------------------------------
+def test_modes2d_perfect_generator():
+    modes = mixture_modes("ring8")
+    pts = modes.repeat(10, 1) + 0.01 * torch.randn(80, 2, generator=torch.Generator().manual_seed(0)).clamp(
+        -2, 2
+    )
+    out = modes2d(pts, modes, std=0.01)
+    assert out == {"modes2d/modes": 8.0, "modes2d/hq_pct": 100.0, "modes2d/rkl": pytest.approx(0.0, abs=1e-9)}
+
+
+def test_modes2d_collapsed_and_off_mode():
+    modes = mixture_modes("grid25")
+    one = modes2d(modes[3].repeat(50, 1), modes, std=0.05)
+    assert one["modes2d/modes"] == 1 and one["modes2d/rkl"] == pytest.approx(math.log(25))
+    half = modes2d(torch.cat([modes[:2], modes[:2] + 1.0]), modes, std=0.05)  # 1.0 is 20 std away
+    assert half == {
+        "modes2d/modes": 2.0,
+        "modes2d/hq_pct": 50.0,
+        "modes2d/rkl": pytest.approx(math.log(25 / 2)),
+    }
+
+
+# ---- the classifier metric on real data with right and with shuffled labels ---------------------
+class RealLookup(nn.Module):
+    """A stand-in 'generator' that returns real images: of the requested class, or (shuffled) of
+    a random other class."""
+
+    def __init__(self, x, y, shuffled: bool):
+        super().__init__()
+        self.by_class = [x[y == c] for c in range(10)]
+        self.shuffled = shuffled
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z, y):
+        pick = (z[:, 0].abs() * 1e4).long()
+        cls = (y + 1 + pick % 9) % 10 if self.shuffled else y
+        return torch.stack(
+            [
+                self.by_class[c][p % len(self.by_class[c])]
+                for c, p in zip(cls.tolist(), pick.tolist(), strict=True)
+            ]
+        )
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    cfg = compose_config("data=mnist5k", "model=cgan", tiny=False)
+    data = load_dataset(cfg.data)
+    return cfg, data.x.float().mul(2 / 255).sub(1), data.y
+
+
+def test_classifier_metric_real_vs_shuffled_labels(mnist5k, tmp_path):
+    cfg, x, y = mnist5k
+    ev = EvalConfig(n_samples=1000, real_samples=5000, classifier_epochs=5, cache_dir=str(tmp_path))
+    results = {}
+    for shuffled in (False, True):
+        gen = LoadedGenerator(RealLookup(x, y, shuffled).eval(), cfg.model, cfg.data, 0, False, tmp_path)
+        results[shuffled] = evaluate(gen, ["classifier"], ev, torch.device("cpu"))
+    right, wrong = results[False], results[True]
+    assert right["classifier/acc_real"] > 0.9
+    assert right["classifier/cond_acc"] > 0.9 > 0.3 > wrong["classifier/cond_acc"]
+    assert right["classifier/kl"] < 0.05  # balanced labels, like the real set
+    assert right["classifier/fd"] < 3 * right["classifier/fd_floor"] + 0.05
+    assert len(right["classifier/hist"]) == 10 and sum(right["classifier/hist"]) == pytest.approx(1, abs=1e-3)
+    assert "biased" in right["note"]  # fewer than 10,000 samples
+    assert list(tmp_path.glob("classifiers/*.pt"))  # trained once, cached
+
+
+# ---- sampling --------------------------------------------------------------------------------
+def test_truncation_and_slerp():
+    z = latents(500, 16, torch.Generator().manual_seed(0), truncation=0.5)
+    assert z.abs().max() <= 0.5
+    a, b = torch.randn(3, 16), torch.randn(3, 16)
+    assert torch.allclose(slerp(a, b, torch.zeros(3, 1)), a, atol=1e-5)
+    assert torch.allclose(slerp(a, b, torch.ones(3, 1)), b, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cgan")
+    result = run_cli(*TINY, "model=cgan", "trainer.steps=2", "hydra.run.dir=run", cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return root / "run"
+
+
+def test_gan_sample_is_reproducible(cgan_run, tmp_path):
+    outs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        result = run_cli(
+            f"run={cgan_run}",
+            "n=20",
+            f"out={tmp_path / name}.npy",
+            f"seed={seed}",
+            "labels=[3,3,7]",
+            cwd=tmp_path,
+            module="gan_cli.sample_main",
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        outs.append(np.load(tmp_path / f"{name}.npy"))
+    assert outs[0].shape == (20, 16, 16, 1) and outs[0].dtype == np.uint8
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+    labels = np.load(tmp_path / "a_labels.npy")
+    assert labels.tolist()[:6] == [3, 3, 7, 3, 3, 7]
+
+
+def test_gan_sample_grids(cgan_run, tmp_path):
+    from PIL import Image
+
+    grid = run_cli(
+        f"run={cgan_run}", "n=30", f"out={tmp_path / 'g.png'}", cwd=tmp_path, module="gan_cli.sample_main"
+    )
+    assert grid.returncode == 0, grid.stderr[-2000:]
+    with Image.open(tmp_path / "g.png") as img:  # one column per class: 10 a row, 3 rows of 16 px
+        assert img.size == (10 * 16 + 11 * 2, 3 * 16 + 4 * 2)
+    walk = run_cli(
+        f"run={cgan_run}",
+        "interpolate=5",
+        "n=10",
+        f"out={tmp_path / 'w.png'}",
+        cwd=tmp_path,
+        module="gan_cli.sample_main",
+    )
+    assert walk.returncode == 0, walk.stderr[-2000:]
+    with Image.open(tmp_path / "w.png") as img:
+        assert img.size == (5 * 16 + 6 * 2, 2 * 16 + 3 * 2)
+    files = run_cli(
+        f"run={cgan_run}", "n=4", f"out={tmp_path / 'dir'}", cwd=tmp_path, module="gan_cli.sample_main"
+    )
+    assert files.returncode == 0 and len(list((tmp_path / "dir").glob("*.png"))) == 4
+
+
+def test_gan_eval_preflight_names_the_weights(cgan_run, tmp_path):
+    result = run_cli(
+        f"run={cgan_run}",
+        "metrics=[fid,kid]",
+        f"eval.inception_weights={tmp_path / 'nope.pth'}",
+        cwd=tmp_path,
+        module="gan_cli.eval_main",
+    )
+    assert result.returncode == 2
+    assert "weights-inception-2015-12-05-6726825d.pth" in result.stderr and "nope.pth" in result.stderr
+    bad = run_cli(f"run={cgan_run}", "metricz=[fid]", cwd=tmp_path, module="gan_cli.eval_main")
+    assert bad.returncode == 2 and "metricz" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ---- evaluation during training, best.pt, and gan-report --------------------------------------
+def test_eval_during_training_keeps_best(tmp_path):
+    result = run_cli(
+        *TINY,
+        "model=mlp",
+        "data=ring8",
+        "data.image_size=0",
+        "data.channels=0",
+        "trainer.steps=6",
+        "trainer.log_every=2",
+        "eval.every=3",
+        "eval.metrics=[modes2d]",
+        "eval.best=modes2d/hq_pct",
+        "eval.best_mode=max",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/modes2d/modes" in r]
+    assert [r["eval/step"] for r in evals] == [3, 6]
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert best["best"] == max(r["eval/modes2d/hq_pct"] for r in evals)
+    out = run_cli("run=run", "metrics=[modes2d]", cwd=tmp_path, module="gan_cli.eval_main")
+    assert out.returncode == 0, out.stderr[-2000:]
+    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert saved["step"] == 6 and 0 <= saved["modes2d/modes"] <= 8
+
+
+def test_gan_report_on_a_two_job_sweep(tmp_path):
+    sweep = run_cli(
+        "-m",
+        "loss=nonsaturating,hinge",
+        *TINY,
+        "model=mlp",
+        "trainer.steps=4",
+        "trainer.log_every=2",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    result = run_cli("sweep", cwd=tmp_path, module="gan_cli.report_main")
+    assert result.returncode == 0, result.stderr[-2000:]
+    md = (tmp_path / "sweep" / "report.md").read_text().splitlines()
+    assert len(md) == 4 and "loss=nonsaturating" in md[2] and "loss=hinge" in md[3]
+    header = md[0]
+    for column in ("overrides", "status", "steps", "wall_min", "warnings", "loss/d", "diversity"):
+        assert column in header
+    assert "done" in md[2]
+    csv_rows = (tmp_path / "sweep" / "report.csv").read_text().splitlines()
+    assert len(csv_rows) == 3
+    assert (tmp_path / "sweep" / "report.png").stat().st_size > 1000
