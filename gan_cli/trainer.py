@@ -109,9 +109,15 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         self.G.to(self.device)
         self.D.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         self.G_ema = None
         if t.ema_decay > 0:
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        if t.compile:
+            # in place, so state_dict keys (and checkpoints) stay those of the plain modules
+            self.G.compile()
+            self.D.compile()
         self.opt_g = _optimizer(cfg, self.G.parameters(), cfg.optim.lr_g)
         self.opt_d = _optimizer(cfg, self.D.parameters(), cfg.optim.lr_d)
         fp16 = self.amp_dtype == torch.float16
@@ -198,17 +204,22 @@ class Trainer:
         scaler.update()
         return grad_norm
 
-    def train_step(self) -> None:
-        n_critic = self.cfg.loss.n_critic
-        for i in range(n_critic):
-            loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
-        # G step: D's weights need no gradients here, only the path back to G does
+    def _g_step(self, fake: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """One G update through the last D step's fakes. Returns (loss_g, logits, grad norm)."""
+        # D's weights need no gradients here, only the path back to G does
         self.D.requires_grad_(False)
         with self._autocast():
             gen_logits = self.D(fake, y)
             loss_g = self.loss.g_loss(gen_logits.float())
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)
+        return loss_g, gen_logits, gn_g
+
+    def train_step(self) -> None:
+        n_critic = self.cfg.loss.n_critic
+        for i in range(n_critic):
+            loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
+        loss_g, gen_logits, gn_g = self._g_step(fake, y)
         self._update_ema()
         values = torch.stack(
             [

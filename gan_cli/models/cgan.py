@@ -46,6 +46,10 @@ class CGANDiscriminator(nn.Module):
         features = trunk_width(image_size, width)
         self.head = nn.Conv2d(features, 1, 4, 1, 0, bias=False)
         self.embed = nn.Embedding(num_classes, features) if cond == "projection" else None
+        if self.embed is not None:
+            # as small as the head's weights: the default N(0, 1) over hundreds of summed features
+            # makes the first logits huge and the game diverges
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         if y is None:

@@ -1,0 +1,223 @@
+"""Training-speed benchmark: steady-state throughput of named configs, the split of a step, peak
+memory, achieved GFLOP/s (counted with torch.utils.flop_counter) and, in the same process, the
+machine's own fp32 matrix-multiply rate, so each result is also a fraction of what it can do.
+
+    python scripts/bench.py                       # every case, on the CPU
+    python scripts/bench.py --cases dcgan64 --device cuda --precision bf16
+    python scripts/bench.py --quick               # seconds: checks that it runs
+    python scripts/bench.py --compile             # also with trainer.compile=true
+
+Prints a table and writes JSON (default bench.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+CASES: dict[str, list[str]] = {
+    "dcgan64": [
+        "model=dcgan",
+        "data=fake",
+        "data.channels=3",
+        "data.image_size=64",
+        "trainer.batch_size=64",
+        "model.g_channels=64",
+        "model.d_channels=64",
+    ],
+    "dcgan32": ["model=dcgan", "data=fake", "data.channels=3", "data.image_size=32", "trainer.batch_size=64"],
+    "dcgan32_b128": [
+        "model=dcgan",
+        "data=fake",
+        "data.channels=3",
+        "data.image_size=32",
+        "trainer.batch_size=128",
+    ],
+    "cgan32": ["model=cgan", "data=fake", "data.channels=3", "data.image_size=32", "trainer.batch_size=64"],
+    "mlp_ring8": ["model=mlp", "data=ring8", "trainer.batch_size=100"],
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_gflops(device: torch.device, quick: bool) -> float:
+    """The machine's reference: a large fp32 matrix multiply on the same device."""
+    n = 1024 if quick else (8192 if device.type == "cuda" else 2048)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    reps = 3 if quick else 10
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def build(case: list[str], device: str, precision: str, compile_: bool, data_size: int):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gan_cli.cli import _setup
+    from gan_cli.trainer import Trainer
+
+    _setup()
+    over = [
+        *case,
+        f"trainer.device={device}",
+        f"trainer.precision={precision}",
+        f"trainer.compile={compile_}",
+    ]
+    if "data=fake" in case:
+        over.append(f"data.size={data_size}")
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = OmegaConf.to_object(compose("config", overrides=over))
+    return Trainer(cfg, Path(tempfile.mkdtemp()))
+
+
+def timed(trainer, name: str, totals: dict[str, float]) -> None:
+    """Wrap trainer.<name> (or its batches.next) to add its wall time to totals[name]."""
+    owner, attr = (trainer.batches, "next") if name == "data" else (trainer, name)
+    inner = getattr(owner, attr)
+
+    def wrapper(*args, **kwargs):
+        sync(trainer.device)
+        t0 = time.perf_counter()
+        out = inner(*args, **kwargs)
+        sync(trainer.device)
+        totals[name] += time.perf_counter() - t0
+        return out
+
+    setattr(owner, attr, wrapper)
+
+
+def bench_case(name: str, args: argparse.Namespace, reference: float) -> dict:
+    trainer = build(CASES[name], args.device, args.precision, args.compile, 2048 if args.quick else 8192)
+    device = trainer.device
+    warmup, steps = (2, 3) if args.quick else (10, args.steps)
+    for _ in range(warmup):
+        trainer.train_step()
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    flops = counter.get_total_flops()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    # throughput, uninstrumented
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_step()
+    sync(device)
+    step_s = (time.perf_counter() - start) / steps
+    # the split of a step (synchronised timers, a separate pass)
+    totals = {"data": 0.0, "_d_step": 0.0, "_g_step": 0.0}
+    for part in totals:
+        timed(trainer, part, totals)
+    split_steps = max(2, steps // 2)
+    for _ in range(split_steps):
+        trainer.train_step()
+    d_only = totals["_d_step"] - totals["data"]
+    # logging, sampling and checkpointing, amortised over the default intervals
+    t = trainer.cfg.trainer
+    from gan_cli.checkpoint import CheckpointWriter
+    from gan_cli.logs import RunLogger
+
+    run = trainer.run_dir
+    logger = RunLogger(run, t.steps, trainer.step, progress=False, tensorboard=True)
+    writer = CheckpointWriter(run / "checkpoints", t.keep_ckpts)
+    t0 = time.perf_counter()
+    trainer._log(logger, writer)
+    log_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    logger.image(trainer.step, trainer.sample_image())
+    sample_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    trainer._save(writer)
+    ckpt_s = time.perf_counter() - t0
+    logger.close()
+    overhead = (log_s / t.log_every + sample_s / t.sample_every + ckpt_s / t.ckpt_every) / step_s
+    batch = t.batch_size
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gflops = flops / step_s / 1e9
+    return {
+        "case": name,
+        "batch": batch,
+        "step_ms": 1000 * step_s,
+        "g_steps_per_s": 1 / step_s,
+        "images_per_s": batch * trainer.cfg.loss.n_critic / step_s,
+        "split_pct": {
+            "data": 100 * totals["data"] / split_steps / step_s,
+            "d_step": 100 * d_only / split_steps / step_s,
+            "g_step": 100 * totals["_g_step"] / split_steps / step_s,
+        },
+        "logging_overhead_pct": 100 * overhead,
+        "event_ms": {"log": 1000 * log_s, "sample": 1000 * sample_s, "checkpoint": 1000 * ckpt_s},
+        "gflop_per_step": flops / 1e9,
+        "gflops": gflops,
+        "fraction_of_matmul": gflops / reference,
+        "peak_mem_mb": peak_mb,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated: {', '.join(CASES)}")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--compile", action="store_true", help="trainer.compile=true (torch.compile)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", default="bench.json")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    reference = matmul_gflops(device, args.quick)
+    rows = [bench_case(name, args, reference) for name in args.cases.split(",")]
+    print(
+        f"\ndevice {device}, precision {args.precision}, compile {args.compile}, threads "
+        f"{torch.get_num_threads()}, fp32 matmul reference {reference:.1f} GFLOP/s"
+    )
+    head = (
+        f"{'case':13s} {'batch':>5s} {'ms/step':>8s} {'img/s':>8s} {'GFLOP/s':>8s} {'of mm':>6s} "
+        f"{'data%':>6s} {'D%':>5s} {'G%':>5s} {'log%':>5s} {'peak MB':>8s}"
+    )
+    print(head)
+    for r in rows:
+        s = r["split_pct"]
+        print(
+            f"{r['case']:13s} {r['batch']:5d} {r['step_ms']:8.1f} {r['images_per_s']:8.0f} "
+            f"{r['gflops']:8.1f} "
+            f"{100 * r['fraction_of_matmul']:5.0f}% {s['data']:6.2f} {s['d_step']:5.1f} {s['g_step']:5.1f} "
+            f"{r['logging_overhead_pct']:5.2f} {r['peak_mem_mb']:8.0f}"
+        )
+    out = {
+        "device": str(device),
+        "precision": args.precision,
+        "compile": args.compile,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "matmul_gflops": reference,
+        "cases": rows,
+    }
+    Path(args.json).write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
