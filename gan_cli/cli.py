@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,11 @@ class UserError(RuntimeError):
 
 
 def run_dir_of(resume: str | None, fresh: str) -> str:
-    """Hydra resolver for hydra.run.dir: a resumed run keeps writing into its own folder."""
+    """Hydra resolver for hydra.run.dir: a resumed run keeps writing into its own folder; under
+    torchrun, ranks other than 0 get a scratch folder (they learn rank 0's run dir later)."""
+    rank = os.environ.get("RANK", "0")
+    if rank != "0":
+        return os.path.join(tempfile.gettempdir(), f"gan-cli-rank{rank}-{os.getpid()}")
     path = Path(resume).expanduser() if resume else None
     if path is None or not path.exists():  # nothing to resume: the run fails before writing
         return fresh
@@ -41,7 +46,13 @@ def _setup() -> None:
     register()
     if not OmegaConf.has_resolver("gan_run_dir"):
         OmegaConf.register_new_resolver("gan_run_dir", run_dir_of)
-        OmegaConf.register_new_resolver("gan_output_subdir", lambda resume: None if resume else ".hydra")
+        OmegaConf.register_new_resolver(
+            "gan_output_subdir",
+            # a resumed run keeps its first .hydra/ record; resume=auto needs one to be found later
+            lambda resume: (
+                None if (resume and resume != "auto") or os.environ.get("RANK", "0") != "0" else ".hydra"
+            ),
+        )
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -60,7 +71,9 @@ def check_overrides(argv: list[str]) -> None:
         key = o.key_or_group
         if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete():
             continue
-        if key == "resume" and isinstance(o.value(), str) and not Path(o.value()).expanduser().exists():
+        value = o.value()
+        missing = isinstance(value, str) and value != "auto" and not Path(value).expanduser().exists()
+        if key == "resume" and missing:
             raise UserError(f"resume={o.value()}: no such file or directory to resume from.")
         parts = key.split(".")
         for depth in range(len(parts)):
@@ -69,7 +82,7 @@ def check_overrides(argv: list[str]) -> None:
             if keys is None:  # a value, not a section: the override goes below a leaf
                 raise UserError(f"Unknown config key '{key}': '{section}' holds a value, not keys.")
             if depth == 0:
-                keys = [*keys, "experiment"]
+                keys = [*keys, "experiment", "hparams_search"]
             if parts[depth] not in keys:
                 where = f"in '{section}'" if section else "at the top level"
                 raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")
@@ -100,8 +113,8 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
         key = o.key_or_group
         if key == "resume" or key.startswith("hydra"):
             continue
-        if key == "experiment":
-            raise UserError(f"resume: experiment= cannot be changed when resuming {source}.")
+        if key in ("experiment", "hparams_search"):
+            raise UserError(f"resume: {key}= cannot be changed when resuming {source}.")
         if key in GROUPS:  # a group choice: take that whole section as composed now
             sections = ["loss", "optim"] if key == "loss" else [key]  # loss sets its optimizer
             for section in sections:
@@ -126,9 +139,50 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
     return cfg
 
 
+CONTINUED_IN = "CONTINUED_IN.txt"  # in a job folder whose work went on in an earlier folder
+
+
+def _own_overrides(overrides: list[str]) -> set[str]:
+    return {o for o in overrides if not o.startswith(("resume=", "hydra.", "hydra/"))}
+
+
+def find_previous_run(output_dir: Path, overrides: list[str], multirun: bool) -> Path | None:
+    """The newest earlier run, or sweep job, of the same command line (same recorded overrides)
+    that has a checkpoint: what `resume=auto` continues."""
+    import yaml
+
+    mine = _own_overrides(overrides)
+    root = output_dir.parent.parent if multirun else output_dir.parent
+    pattern = "*/*/.hydra/overrides.yaml" if multirun else "*/.hydra/overrides.yaml"
+    found = []
+    for record in root.glob(pattern):
+        run = record.parent.parent
+        if run.resolve() == output_dir.resolve() or (run / CONTINUED_IN).exists():
+            continue
+        last = run / "checkpoints" / "last.pt"
+        if last.is_file() and _own_overrides(yaml.safe_load(record.read_text()) or []) == mine:
+            found.append((last.stat().st_mtime, run))
+    return max(found)[1] if found else None
+
+
+def _finished_metrics(run: Path) -> dict[str, float] | None:
+    """The last logged metrics of a run that reached its trainer.steps, else None."""
+    import json
+
+    import torch
+
+    state = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    if state["step"] < state["config"]["trainer"]["steps"]:
+        return None
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
+    last = json.loads(lines[-1]) if lines else {}
+    return {k: v for k, v in last.items() if isinstance(v, (int, float))}
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train one run from a composed config; returns the final health metrics."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from gan_cli.checkpoint import CheckpointWriter, load_checkpoint, resolve_resume
     from gan_cli.logs import RunLogger
@@ -136,8 +190,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    choices = {g: str(c) for g, c in hc.runtime.choices.items() if g in GROUPS or g == "experiment"}
+    choices = {
+        g: str(c)
+        for g, c in hc.runtime.choices.items()
+        if g in GROUPS or g in ("experiment", "hparams_search")
+    }
     state = None
+    if cfg.resume == "auto":
+        previous = find_previous_run(run_dir, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN)
+        if previous is None:
+            cfg.resume = None
+        else:
+            (run_dir / CONTINUED_IN).write_text(f"{previous}\n")
+            finished = _finished_metrics(previous)
+            if finished is not None:
+                print(f"resume=auto: {previous} has already finished; skipped.", flush=True)
+                return finished
+            print(f"resume=auto: continuing {previous}", flush=True)
+            cfg.resume = str(previous)
     if cfg.resume:
         ckpt_path, run_dir = resolve_resume(cfg.resume)
         state = load_checkpoint(ckpt_path)
@@ -147,29 +217,58 @@ def train(cfg: DictConfig) -> dict[str, float]:
     typed: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))  # type: ignore[assignment]
     check_config(typed)
 
-    print(f"Run directory: {run_dir.resolve()}", flush=True)
-    trainer = Trainer(typed, run_dir, choices)
-    if state is not None:
-        trainer.load_state_dict(state, Path(str(cfg.resume)))
-        print(f"Resumed from {cfg.resume} at step {trainer.step}.", flush=True)
-    t = typed.trainer
-    if trainer.step >= t.steps:
-        print(
-            f"The run is already at step {trainer.step} of trainer.steps={t.steps}; pass a larger "
-            "trainer.steps to train longer.",
-            flush=True,
-        )
-    logger = RunLogger(run_dir, t.steps, trainer.step, t.progress, t.tensorboard)
-    writer = CheckpointWriter(run_dir / "checkpoints", t.keep_ckpts)
+    from gan_cli import distributed
+    from gan_cli.logs import NullLogger
+    from gan_cli.trainer import resolve_device
+
+    info = distributed.from_env()
+    distributed.init(info, resolve_device(typed.trainer.device).type)
     try:
-        metrics = trainer.fit(logger, writer)
+        if info.enabled:
+            run_dir = Path(distributed.broadcast(str(run_dir)))
+        t = typed.trainer
+        if info.main:
+            print(f"Run directory: {run_dir.resolve()}", flush=True)
+            if info.enabled:
+                print(
+                    f"torchrun: {info.world} ranks x trainer.batch_size={t.batch_size} = global batch "
+                    f"{info.world * t.batch_size}",
+                    flush=True,
+                )
+        trainer = Trainer(typed, run_dir, choices, info)
+        if state is not None:
+            trainer.load_state_dict(state, Path(str(cfg.resume)))
+            if info.main:
+                print(f"Resumed from {cfg.resume} at step {trainer.step}.", flush=True)
+        if trainer.step >= t.steps and info.main:
+            print(
+                f"The run is already at step {trainer.step} of trainer.steps={t.steps}; pass a larger "
+                "trainer.steps to train longer.",
+                flush=True,
+            )
+        logger = (
+            RunLogger(run_dir, t.steps, trainer.step, t.progress, t.tensorboard)
+            if info.main
+            else NullLogger()
+        )
+        writer = CheckpointWriter(run_dir / "checkpoints", t.keep_ckpts)
+        try:
+            metrics = trainer.fit(logger, writer)
+        finally:
+            logger.close()
+        if info.enabled:
+            print(
+                f"rank {info.rank}/{info.world}: weights fingerprint {trainer.weights_fingerprint()}",
+                flush=True,
+            )
+        if info.main:
+            print(
+                f"Done: {trainer.step} steps in {run_dir.resolve()}. Samples in samples/, checkpoints in "
+                f"checkpoints/. To train longer: gan-train resume={run_dir} trainer.steps={2 * t.steps}",
+                flush=True,
+            )
     finally:
-        logger.close()
-    print(
-        f"Done: {trainer.step} steps in {run_dir.resolve()}. Samples in samples/, checkpoints in "
-        f"checkpoints/. To train longer: gan-train resume={run_dir} trainer.steps={2 * t.steps}",
-        flush=True,
-    )
+        distributed.shutdown()
     return metrics
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,34 @@ class RunLogger:
         self.jsonl.close()
         if self.tb is not None:
             self.tb.close()
+
+
+class NullLogger(RunLogger):
+    """What ranks other than 0 log to under torchrun: nothing."""
+
+    def __init__(self) -> None:  # noqa: D107 - deliberately opens no file, writer or bar
+        pass
+
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+    def rewind(self, step: int) -> None:
+        pass
+
+    def metrics(self, step: int, values: dict[str, Any], warnings: list[str]) -> None:
+        pass
+
+    def warn(self, step: int, name: str, text: str) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def image(self, step: int, image: Tensor, name: str = "samples") -> Path:
+        return Path(os.devnull)
+
+    def close(self) -> None:
+        pass
 
 
 def image_grid(samples: Tensor, nrow: int) -> Tensor:

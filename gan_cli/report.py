@@ -75,7 +75,8 @@ def find_jobs(folders: list[Path]) -> list[Job]:
                 key=lambda p: (len(p.name), p.name),
             )
         )
-        found.extend(load_job(p) for p in candidates)
+        # a job folder that resume=auto continued elsewhere holds no run of its own
+        found.extend(load_job(p) for p in candidates if not (p / "CONTINUED_IN.txt").exists())
     return found
 
 

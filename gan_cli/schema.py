@@ -168,6 +168,7 @@ class TrainerConfig:
     ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
     on_nonfinite: OnNonFinite = OnNonFinite.stop
     rollback_lr_factor: float = 0.5
+    sync_bn: bool = False  # torchrun: BatchNorm statistics over all ranks (SyncBatchNorm), else per rank
     compile: bool = False  # torch.compile G and D (see README for where it helps)
     progress: bool = True  # tqdm bar
     tensorboard: bool = True

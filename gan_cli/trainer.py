@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from gan_cli import __version__
+from gan_cli import __version__, distributed
 from gan_cli.checkpoint import (
     GENERATOR_FORMAT,
     CheckpointError,
@@ -26,11 +26,12 @@ from gan_cli.checkpoint import (
     save_atomic,
 )
 from gan_cli.data import make_batches, mixture_modes
+from gan_cli.distributed import DistInfo
 from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty
 from gan_cli.models import build_models, is_conditional
-from gan_cli.schema import Config, Device, LossName, OnNonFinite, OptimName, Precision
+from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision
 
 POINT_SAMPLES = 2500  # fixed-noise points drawn for a 2-D scatter (the PacGAN evaluation count)
 
@@ -83,19 +84,30 @@ def config_dict(cfg: Config) -> dict[str, Any]:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, choices: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        choices: dict[str, str] | None = None,
+        dist_info: DistInfo | None = None,
+    ) -> None:
         self.cfg = cfg
         t = cfg.trainer
         self.run_dir = run_dir
         self.choices = choices or {}
+        self.dist = dist_info or DistInfo()
         self.device = resolve_device(t.device)
+        if self.device.type == "cuda" and self.dist.enabled:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        # rank 0 draws the streams of a single process; other ranks draw their own data and noise
+        stream_seed = t.seed + 104_729 * self.dist.rank
         self.amp_dtype = resolve_precision(t.precision, self.device)
         random.seed(t.seed)
         np.random.seed(t.seed)
         torch.manual_seed(t.seed)
 
         # data
-        self.batches, self.num_classes = make_batches(cfg.data, t.batch_size, t.seed, self.device)
+        self.batches, self.num_classes = make_batches(cfg.data, t.batch_size, stream_seed, self.device)
         if cfg.data.num_classes == 0 and self.num_classes:  # discovered from image subfolders
             cfg.data.num_classes = self.num_classes
         self.is_image = not cfg.data.dim
@@ -109,6 +121,17 @@ class Trainer:
             self.D.to(memory_format=torch.channels_last)
         self.G.to(self.device)
         self.D.to(self.device)
+        if self.dist.enabled and t.sync_bn and self.device.type != "cuda":
+            raise ConfigError(
+                "trainer.sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernel); on the CPU, "
+                "BatchNorm statistics stay per rank (trainer.sync_bn=false)."
+            )
+        if self.dist.enabled and t.sync_bn:
+            self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+            self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        if self.dist.enabled:
+            distributed.broadcast_module(self.G)
+            distributed.broadcast_module(self.D)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         self.G_ema = None
@@ -126,7 +149,7 @@ class Trainer:
         self.loss = LOSSES[cfg.loss.name.value]
 
         # noise: one generator for training, fixed samples drawn once for every grid
-        self.noise_gen = torch.Generator(device=self.device).manual_seed(t.seed + 1)
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(stream_seed + 1)
         self.fixed_z, self.fixed_y, self.grid_nrow = self._fixed_noise()
         self.real_diversity = self._real_diversity()
 
@@ -197,6 +220,8 @@ class Trainer:
         if self.cfg.trainer.on_nonfinite == OnNonFinite.skip and not torch.isfinite(loss):
             return torch.full((), float("nan"), device=self.device)  # skipped: no update
         scaler.scale(loss).backward()
+        if self.dist.enabled:
+            distributed.average_gradients(net, self.dist.world)
         scaler.unscale_(opt)
         grads = [p.grad for p in net.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
@@ -281,7 +306,9 @@ class Trainer:
         return image_grid(x, self.grid_nrow)
 
     # ---- state ----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, gather: bool = True) -> dict[str, Any]:
+        """The whole training state; with `gather` (a collective call under torchrun) it holds
+        every rank's data and noise streams, else only this rank's."""
         return {
             "version": __version__,
             "step": self.step,
@@ -295,6 +322,9 @@ class Trainer:
             "optim": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
             "scaler": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
             "data": self.batches.state_dict(),
+            # every rank's data and noise streams, so a run resumes on the same number of ranks
+            # exactly; rank 0's are also the top-level ones a single process continues with
+            "ranks": self._rank_streams(gather),
             "noise": {"z": self.fixed_z, "y": self.fixed_y},
             "rng": {
                 "python": random.getstate(),
@@ -307,6 +337,10 @@ class Trainer:
             "elapsed": self.elapsed,
             "best": self.best,
         }
+
+    def _rank_streams(self, gather: bool) -> list[dict[str, Any]]:
+        mine = {"data": self.batches.state_dict(), "noise": self.noise_gen.get_state().cpu()}
+        return distributed.gather(mine, self.dist.world) if gather and self.dist.enabled else [mine]
 
     def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
         try:
@@ -322,7 +356,10 @@ class Trainer:
             ) from e
         self.scaler_g.load_state_dict(state["scaler"]["g"])
         self.scaler_d.load_state_dict(state["scaler"]["d"])
-        self.batches.load_state_dict(state["data"])
+        ranks = state.get("ranks") or []
+        if self.dist.rank < len(ranks):
+            self.batches.load_state_dict(ranks[self.dist.rank]["data"])
+        # a rank the checkpoint did not have keeps its own freshly seeded streams
         self.fixed_z = state["noise"]["z"].to(self.device)
         self.fixed_y = state["noise"]["y"].to(self.device) if state["noise"]["y"] is not None else None
         rng = state["rng"]
@@ -330,7 +367,10 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        self.noise_gen.set_state(rng["noise"])
+        if self.dist.rank < len(ranks):
+            self.noise_gen.set_state(ranks[self.dist.rank]["noise"])
+        elif not self.dist.enabled:
+            self.noise_gen.set_state(rng["noise"])
         self.health.load_state_dict(state["health"])
         self.step = int(state["step"])
         self.rollbacks = int(state.get("rollbacks", 0))
@@ -373,18 +413,22 @@ class Trainer:
                 logger.advance()
                 self.elapsed = time.perf_counter() - started
                 done = self.step == t.steps
-                if every and (self.step % every == 0 or done):
+                if every and (self.step % every == 0 or done) and self.dist.main:
                     self._evaluate(logger, writer)
                 if self.step % t.log_every == 0 or done:
                     if self._log(logger, writer):
                         continue  # rolled back
                 if self.step % t.sample_every == 0 or done:
-                    logger.image(self.step, self.sample_image())
+                    if self.dist.main:
+                        logger.image(self.step, self.sample_image())
                 if self.step % t.ckpt_every == 0 or done:
                     self._save(writer)
-                if self._signal is not None:
+                stop = self._signal is not None
+                if self.dist.enabled:  # every rank stops at the same step
+                    stop = distributed.any_rank(stop)
+                if stop:
                     path = self._save(writer)
-                    raise Interrupted(self._signal, path)
+                    raise Interrupted(self._signal or signal.SIGTERM, path)
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
@@ -392,6 +436,8 @@ class Trainer:
 
     def _log(self, logger: RunLogger, writer: CheckpointWriter) -> bool:
         """Write one window of health metrics; True when the run rolled back to a checkpoint."""
+        if self.dist.enabled:  # the window's means over all ranks
+            self.health.acc = distributed.all_reduce_mean(self.health.acc, self.dist.world)
         summary = self.health.summarise(self.step, self.diversity())
         if summary.first_nonfinite_step >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
             where = f"step {summary.first_nonfinite_step + 1}"
@@ -409,12 +455,12 @@ class Trainer:
             "elapsed": round(self.elapsed, 3),
         }
         logger.metrics(self.step, {**record, **self._pending_eval}, summary.warnings)
+        self.last_summary = {**summary.metrics, **self._pending_eval}
         self._pending_eval = {}
         for name in summary.warnings:
             if name not in self._active_warnings:
                 logger.warn(self.step, name, self.health.explain(name))
         self._active_warnings = set(summary.warnings)
-        self.last_summary = summary.metrics
         return False
 
     def _evaluate(self, logger: RunLogger, writer: CheckpointWriter) -> None:
@@ -446,7 +492,7 @@ class Trainer:
             )
             if better:
                 self.best = value
-                writer.save_as(self.state_dict(), "best.pt")
+                writer.save_as(self.state_dict(gather=False), "best.pt")
                 logger.message(f"[step {self.step}] new best {key}={value:.4g}: checkpoints/best.pt")
 
     def _rollback(self, logger: RunLogger, writer: CheckpointWriter, where: str, names: str) -> bool:
@@ -473,6 +519,19 @@ class Trainer:
         if self.health.nonfinite()[0] >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
             # never let a diverged state become the "last good" checkpoint
             return writer.dir / "last.pt"
-        path = writer.save(self.state_dict(), self.step)
+        state = self.state_dict()  # a collective call under torchrun: every rank comes here
+        if not self.dist.main:
+            return writer.dir / f"step_{self.step:06d}.pt"
+        path = writer.save(state, self.step)
         self.export_generator(writer.dir / "generator.pt")
         return path
+
+    def weights_fingerprint(self) -> str:
+        """A short hash of G's and D's parameters: equal on every rank of a healthy torchrun run
+        (BatchNorm running statistics are per rank unless trainer.sync_bn)."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for t in [*self.G.parameters(), *self.D.parameters()]:
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
