@@ -1,0 +1,112 @@
+"""Resuming: a run's own config with the allowed overrides, and `resume=auto`'s search for an
+earlier run of the same command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gan_cli.schema import GROUPS, Config
+
+
+class ResumeError(RuntimeError):
+    """A resume cannot go ahead; the message says why."""
+
+
+# keys a resumed run may change; everything under model.* and data.* (but where the files are)
+# must match the checkpoint, since it fixes the networks' shapes and the data they learn
+RESUME_FIXED = ("model", "data")
+RESUME_FREE = ("data.root", "data.download")
+
+
+def _parsed_task_overrides() -> list[Any]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> DictConfig:
+    """The run's own config, with this command line's overrides applied where they are allowed.
+
+    Model and data overrides that differ from the checkpoint are refused, all listed at once."""
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    for o in _parsed_task_overrides():
+        key = o.key_or_group
+        if key == "resume" or key.startswith("hydra"):
+            continue
+        if key in ("experiment", "hparams_search"):
+            raise ResumeError(f"resume: {key}= cannot be changed when resuming {source}.")
+        if key in GROUPS:  # a group choice: take that whole section as composed now
+            sections = ["loss", "optim"] if key == "loss" else [key]  # loss sets its optimizer
+            for section in sections:
+                cfg[section] = composed[section]
+        else:
+            OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    before = _flatten(saved)
+    mismatches = [
+        f"{k}: checkpoint has {before.get(k)!r}, this command asks for {now.get(k)!r}"
+        for k in sorted(set(now) | set(before))
+        if k.split(".")[0] in RESUME_FIXED and k not in RESUME_FREE and now.get(k) != before.get(k)
+    ]
+    if mismatches:
+        raise ResumeError(
+            f"resume: refusing to continue {source} with a different model or data set:\n  - "
+            + "\n  - ".join(mismatches)
+            + "\nDrop these overrides (run-length, logging, sampling, loss and optimizer settings "
+            "may change), or start a new run."
+        )
+    cfg.resume = str(source)
+    return cfg
+
+
+CONTINUED_IN = "CONTINUED_IN.txt"  # in a job folder whose work went on in an earlier folder
+
+
+def _own_overrides(overrides: list[str]) -> set[str]:
+    return {o for o in overrides if not o.startswith(("resume=", "hydra.", "hydra/"))}
+
+
+def find_previous_run(output_dir: Path, overrides: list[str], multirun: bool) -> Path | None:
+    """The newest earlier run, or sweep job, of the same command line (same recorded overrides)
+    that has a checkpoint: what `resume=auto` continues."""
+    import yaml
+
+    mine = _own_overrides(overrides)
+    root = output_dir.parent.parent if multirun else output_dir.parent
+    pattern = "*/*/.hydra/overrides.yaml" if multirun else "*/.hydra/overrides.yaml"
+    found = []
+    for record in root.glob(pattern):
+        run = record.parent.parent
+        if run.resolve() == output_dir.resolve() or (run / CONTINUED_IN).exists():
+            continue
+        last = run / "checkpoints" / "last.pt"
+        if last.is_file() and _own_overrides(yaml.safe_load(record.read_text()) or []) == mine:
+            found.append((last.stat().st_mtime, run))
+    return max(found)[1] if found else None
+
+
+def finished_metrics(run: Path) -> dict[str, float] | None:
+    """The last logged metrics of a run that reached its trainer.steps, else None."""
+    import json
+
+    from gan_cli.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    if state["step"] < state["config"]["trainer"]["steps"]:
+        return None
+    lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []
+    last = json.loads(lines[-1]) if lines else {}
+    return {k: v for k, v in last.items() if isinstance(v, (int, float))}
