@@ -75,8 +75,24 @@ def gradient_penalty(
         eps = torch.rand(eps_shape, device=real.device, generator=gen)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
         out = d(x_hat, y)
-        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True, materialize_grads=True)
         return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def r1_penalty(d: nn.Module, real: Tensor, y: Tensor | None) -> Tensor:
+    """R1 (Mescheder et al. 2018): E ||grad_x D(x)||^2 on real data, in fp32 like the GP."""
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        x = real.detach().float().requires_grad_(True)
+        # materialize_grads: a D that ignores its input has zero gradient, not an error
+        (grad,) = torch.autograd.grad(d(x, y).sum(), x, create_graph=True, materialize_grads=True)
+        return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def smoothed_gan_d(real: Tensor, fake: Tensor, smoothing: float) -> Tensor:
+    """The logistic D loss with one-sided label smoothing: real targets 1 - smoothing
+    (Salimans et al. 2016); fake targets stay 0."""
+    real_term = (1 - smoothing) * F.softplus(-real) + smoothing * F.softplus(real)
+    return real_term.mean() + F.softplus(fake).mean()
 
 
 @torch.no_grad()

@@ -124,6 +124,10 @@ class ModelConfig:
     # cgan
     embed_dim: int = 50
     cond: CondMode = CondMode.projection
+    # stabilisers
+    spectral_norm_d: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
+    spectral_norm_g: bool = False
+    pack: int = 1  # PacGAN: D judges `pack` samples at once (Lin et al. 2018); batch divisible by it
 
 
 @dataclass
@@ -132,6 +136,8 @@ class LossConfig:
     n_critic: int = 1  # D steps per G step
     gp_weight: float = 10.0  # wgan_gp
     clip: float = 0.01  # wgan weight clipping
+    r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
+    label_smoothing: float = 0.0  # one-sided: real target 1 - this (minimax, nonsaturating)
 
 
 @dataclass
@@ -168,6 +174,8 @@ class TrainerConfig:
     ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
     on_nonfinite: OnNonFinite = OnNonFinite.stop
     rollback_lr_factor: float = 0.5
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs (Sonderby et al. 2017) ...
+    instance_noise_steps: int = 0  # ... annealed linearly to 0 over this many steps (0 = constant)
     sync_bn: bool = False  # torchrun: BatchNorm statistics over all ranks (SyncBatchNorm), else per rank
     compile: bool = False  # torch.compile G and D (see README for where it helps)
     progress: bool = True  # tqdm bar
@@ -273,5 +281,13 @@ def check_config(cfg: Config) -> None:
         )
     if m.z_dim < 1:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
+    if m.pack < 1 or t.batch_size % m.pack:
+        problems.append(f"model.pack={m.pack} must be >= 1 and divide trainer.batch_size={t.batch_size}")
+    if m.pack > 1 and m.name == ModelName.cgan:
+        problems.append("model.pack > 1 is for unconditional models (a packed group has no single label)")
+    if cfg.loss.label_smoothing and cfg.loss.name not in (LossName.minimax, LossName.nonsaturating):
+        problems.append("loss.label_smoothing applies to the minimax and nonsaturating losses only")
+    if not 0.0 <= cfg.loss.label_smoothing < 0.5:
+        problems.append(f"loss.label_smoothing must be in [0, 0.5), got {cfg.loss.label_smoothing}")
     if problems:
         raise ConfigError("Invalid config:\n  - " + "\n  - ".join(problems))

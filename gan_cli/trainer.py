@@ -29,7 +29,7 @@ from gan_cli.data import make_batches, mixture_modes
 from gan_cli.distributed import DistInfo
 from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.logs import RunLogger, image_grid, scatter_image
-from gan_cli.losses import LOSSES, clip_weights, gradient_penalty
+from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, is_conditional
 from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision
 
@@ -193,6 +193,17 @@ class Trainer:
     def _sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=self.noise_gen)
 
+    def _noisy(self, x: Tensor) -> Tensor:
+        """Instance noise: Gaussian noise on D's inputs, its std annealed linearly to 0 over
+        trainer.instance_noise_steps (a horizon of its own, so extending a run changes nothing)."""
+        t = self.cfg.trainer
+        sigma = t.instance_noise * (
+            max(0.0, 1.0 - self.step / t.instance_noise_steps) if t.instance_noise_steps else 1.0
+        )
+        if sigma <= 0:
+            return x
+        return x + sigma * torch.randn(x.shape, device=x.device, generator=self.noise_gen, dtype=x.dtype)
+
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
@@ -203,15 +214,21 @@ class Trainer:
         real, y = self.batches.next()
         # conditional fakes take the real batch's labels: same label distribution, and the
         # gradient penalty interpolates within one class
+        lc = self.cfg.loss
         with self._autocast():
             with torch.set_grad_enabled(last):
                 fake = self.G(self._sample_z(len(real)), y)
-            real_logits = self.D(real, y)
-            fake_logits = self.D(fake.detach(), y)
-            loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
-        if self.cfg.loss.name == LossName.wgan_gp:
+            real_logits = self.D(self._noisy(real), y)
+            fake_logits = self.D(self._noisy(fake.detach()), y)
+            if lc.label_smoothing:
+                loss_d = smoothed_gan_d(real_logits.float(), fake_logits.float(), lc.label_smoothing)
+            else:
+                loss_d = self.loss.d_loss(real_logits.float(), fake_logits.float())
+        if lc.name == LossName.wgan_gp:
             gp = gradient_penalty(self.D, real, fake.detach(), y, self.noise_gen)
-            loss_d = loss_d + self.cfg.loss.gp_weight * gp
+            loss_d = loss_d + lc.gp_weight * gp
+        if lc.r1_gamma:
+            loss_d = loss_d + 0.5 * lc.r1_gamma * r1_penalty(self.D, real, y)
         grad_norm = self._update(self.D, self.opt_d, self.scaler_d, loss_d)
         if self.cfg.loss.name == LossName.wgan:
             clip_weights(self.D, self.cfg.loss.clip)
@@ -236,7 +253,7 @@ class Trainer:
         # D's weights need no gradients here, only the path back to G does
         self.D.requires_grad_(False)
         with self._autocast():
-            gen_logits = self.D(fake, y)
+            gen_logits = self.D(self._noisy(fake), y)
             loss_g = self.loss.g_loss(gen_logits.float())
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)

@@ -5,7 +5,7 @@ Every G maps (z, y=None) -> samples; every D maps (x, y=None) -> logits of shape
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from gan_cli.models.cgan import CGANDiscriminator, CGANGenerator
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -19,10 +19,13 @@ class ModelConfigError(ValueError):
 
 
 def resolve_norms(model: ModelConfig, loss: LossName) -> tuple[str, str]:
-    """`auto` -> batch norm; in D, layer norm for wgan_gp, whose penalty is taken per sample."""
+    """`auto` -> batch norm; in D, layer norm for wgan_gp, whose penalty is taken per sample,
+    and none under spectral normalisation (as in SNGAN)."""
     g = "batch" if model.g_norm == Norm.auto else model.g_norm.value
     if model.d_norm != Norm.auto:
         d = model.d_norm.value
+    elif model.spectral_norm_d:
+        d = "none"
     elif loss == LossName.wgan_gp:
         d = "layer"
     else:
@@ -41,13 +44,47 @@ def is_conditional(model: ModelConfig) -> bool:
     return model.name == ModelName.cgan
 
 
+class Packed(nn.Module):
+    """PacGAN: D sees groups of `pack` samples stacked along channels (features): (N, C, ...) ->
+    (N / pack, pack * C, ...), one logit per group."""
+
+    def __init__(self, d: nn.Module, pack: int) -> None:
+        super().__init__()
+        self.d, self.pack = d, pack
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        n = x.shape[0] // self.pack
+        return self.d(x.reshape(n, self.pack * x.shape[1], *x.shape[2:]), None)
+
+
+def spectral_normalise(net: nn.Module) -> nn.Module:
+    """Spectral normalisation on every conv, linear and embedding layer."""
+    for module in list(net.modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(module)
+    return net
+
+
 def build_models(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Module, nn.Module]:
-    """Construct (G, D) with their initialisation; shape facts come from the data config."""
+    """Construct (G, D) with their initialisation and stabilisers; shape facts come from the data
+    config."""
+    g, d = _build(model, data, loss)
+    if model.spectral_norm_g:
+        spectral_normalise(g)
+    if model.spectral_norm_d:
+        spectral_normalise(d)
+    if model.pack > 1:
+        d = Packed(d, model.pack)
+    return g, d
+
+
+def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Module, nn.Module]:
     g_norm, d_norm = resolve_norms(model, loss)
     shape = sample_shape(data)
+    d_shape = (shape[0] * model.pack, *shape[1:])  # PacGAN widens D's input
     if model.name == ModelName.mlp:
         g = MLPGenerator(model.z_dim, list(model.g_hidden), shape, g_norm, tanh=not data.dim)
-        d = MLPDiscriminator(shape, list(model.d_hidden), d_norm)
+        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm)
         return g, d
     if data.dim:
         raise ModelConfigError(
@@ -56,7 +93,8 @@ def build_models(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[
         )
     c, s, w_g, w_d = data.channels, data.image_size, model.g_channels, model.d_channels
     if model.name == ModelName.dcgan:
-        g, d = DCGANGenerator(model.z_dim, c, s, w_g, g_norm), DCGANDiscriminator(c, s, w_d, d_norm)
+        g = DCGANGenerator(model.z_dim, c, s, w_g, g_norm)
+        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm)
     else:
         if data.num_classes < 2:
             raise ModelConfigError(

@@ -1,0 +1,116 @@
+"""Stabilisers from the literature: each changes what it should and trains with finite losses."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gan_cli.losses import r1_penalty, smoothed_gan_d
+from gan_cli.models import Packed, build_models
+from gan_cli.trainer import Trainer
+from tests.conftest import compose_config
+from tests.test_resume import assert_same_state
+from tests.test_training import fit
+
+
+def test_spectral_norm_bounds_largest_singular_value():
+    cfg = compose_config("model=dcgan", "model.spectral_norm_d=true", "model.d_channels=8")
+    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    with torch.no_grad():
+        for _ in range(30):  # each training-mode forward runs one power iteration
+            d(torch.randn(8, 1, 16, 16))
+    layers = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert layers and all(nn.utils.parametrize.is_parametrized(m, "weight") for m in layers)
+    for m in layers:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma <= 1.05, sigma
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())  # auto norm: none under SN
+
+
+@pytest.mark.parametrize("model,expected", [("mlp", 3 * 16 * 16), ("dcgan", 3)])
+def test_packing_widens_d_input(model, expected):
+    cfg = compose_config(f"model={model}", "model.pack=3", "trainer.batch_size=9")
+    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    assert isinstance(d, Packed)
+    first = next(m for m in d.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
+    assert (first.in_features if isinstance(first, nn.Linear) else first.in_channels) == expected
+    assert d(torch.randn(9, 1, 16, 16)).shape == (3,)  # one logit per pack
+
+
+def test_r1_is_zero_for_a_constant_d_and_w2_for_a_linear_one():
+    constant = nn.Module()
+    constant.b = nn.Parameter(torch.tensor(2.0))
+    constant.forward = lambda x, y=None: constant.b.expand(len(x))  # noqa: E731
+    assert r1_penalty(constant, torch.randn(5, 3), None).item() == 0.0
+    lin = nn.Linear(3, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 2.0, 2.0]]))
+    assert r1_penalty(lambda x, y=None: lin(x).view(-1), torch.randn(5, 3), None).item() == pytest.approx(9.0)
+
+
+def test_one_sided_label_smoothing_by_hand():
+    real, fake = torch.tensor([2.0]), torch.tensor([-1.0])
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    expected = 0.9 * sp(-2.0) + 0.1 * sp(2.0) + sp(-1.0)
+    assert smoothed_gan_d(real, fake, 0.1).item() == pytest.approx(expected, rel=1e-6)
+    assert smoothed_gan_d(real, fake, 0.0).item() == pytest.approx(sp(-2.0) + sp(-1.0), rel=1e-6)
+
+
+def test_instance_noise_anneals_to_zero(tmp_path):
+    trainer = Trainer(
+        compose_config("model=mlp", "trainer.instance_noise=0.5", "trainer.instance_noise_steps=10"), tmp_path
+    )
+    x = torch.zeros(4, 1, 16, 16)
+    assert trainer._noisy(x).std() > 0.3
+    trainer.step = 10
+    assert torch.equal(trainer._noisy(x), x)
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        "model.spectral_norm_d=true",
+        "model.spectral_norm_g=true",
+        "model.pack=2",
+        "loss.r1_gamma=10",
+        "loss.label_smoothing=0.1",
+        "trainer.instance_noise=0.1",
+    ],
+)
+@pytest.mark.parametrize("model", ["mlp", "dcgan"])
+def test_each_stabiliser_trains(model, switch, tmp_path):
+    trainer = Trainer(compose_config(f"model={model}", switch, "trainer.steps=3"), tmp_path)
+    metrics = fit(trainer, tmp_path)
+    assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss/"))
+
+
+def test_stabilisers_keep_exact_resume(tmp_path):
+    over = [
+        "model=dcgan",
+        "model.spectral_norm_d=true",
+        "model.pack=2",
+        "loss.r1_gamma=1",
+        "trainer.instance_noise=0.1",
+    ]
+    straight = Trainer(compose_config(*over, "trainer.steps=6"), tmp_path / "a")
+    fit(straight, tmp_path / "a")
+    first = Trainer(compose_config(*over, "trainer.steps=3"), tmp_path / "b")
+    fit(first, tmp_path / "b")
+    from gan_cli.checkpoint import load_checkpoint
+
+    resumed = Trainer(compose_config(*over, "trainer.steps=6"), tmp_path / "b")
+    resumed.load_state_dict(load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt"), tmp_path)
+    fit(resumed, tmp_path / "b")
+    assert_same_state(straight, resumed)
+
+
+def test_config_refuses_bad_combinations():
+    from gan_cli.schema import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match="model.pack=3 must be >= 1 and divide"):
+        check_config(compose_config("model.pack=3"))  # batch 8
+    with pytest.raises(ConfigError, match="label_smoothing applies"):
+        check_config(compose_config("loss=hinge", "loss.label_smoothing=0.1"))
+    with pytest.raises(ConfigError, match="unconditional"):
+        check_config(compose_config("model=cgan", "model.pack=2"))
