@@ -61,6 +61,12 @@ class LossName(str, Enum):
     lsgan = "lsgan"
 
 
+class Schedule(str, Enum):
+    constant = "constant"
+    linear = "linear"  # linear decay to 0 over optim.schedule_steps
+    cosine = "cosine"  # cosine decay to 0 over optim.schedule_steps
+
+
 class OptimName(str, Enum):
     adam = "adam"
     rmsprop = "rmsprop"
@@ -128,6 +134,7 @@ class ModelConfig:
     spectral_norm_d: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
     spectral_norm_g: bool = False
     pack: int = 1  # PacGAN: D judges `pack` samples at once (Lin et al. 2018); batch divisible by it
+    mbstd: bool = False  # minibatch standard-deviation feature in D (Karras et al. 2018; mlp, dcgan)
 
 
 @dataclass
@@ -147,6 +154,10 @@ class OptimConfig:
     lr_d: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam only
     weight_decay: float = 0.0
+    # learning-rate schedule of both optimizers (two timescales: set lr_g and lr_d apart)
+    schedule: Schedule = Schedule.constant
+    schedule_steps: int = 0  # horizon of the decay in G steps; 0 = trainer.steps
+    warmup_steps: int = 0  # linear warm-up from 0
 
 
 @dataclass
@@ -283,6 +294,8 @@ def check_config(cfg: Config) -> None:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
     if m.pack < 1 or t.batch_size % m.pack:
         problems.append(f"model.pack={m.pack} must be >= 1 and divide trainer.batch_size={t.batch_size}")
+    if m.mbstd and m.name == ModelName.cgan:
+        problems.append("model.mbstd is available for the mlp and dcgan discriminators")
     if m.pack > 1 and m.name == ModelName.cgan:
         problems.append("model.pack > 1 is for unconditional models (a packed group has no single label)")
     if cfg.loss.label_smoothing and cfg.loss.name not in (LossName.minimax, LossName.nonsaturating):

@@ -6,6 +6,7 @@ The trainer does no I/O of its own beyond calling `RunLogger` and `CheckpointWri
 from __future__ import annotations
 
 import copy
+import math
 import random
 import signal
 import time
@@ -31,7 +32,7 @@ from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, is_conditional
-from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision
+from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision, Schedule
 
 POINT_SAMPLES = 2500  # fixed-noise points drawn for a 2-D scatter (the PacGAN evaluation count)
 
@@ -78,6 +79,20 @@ def _optimizer(cfg: Config, params: Any, lr: float) -> torch.optim.Optimizer:
     # fused: one kernel per step for all parameters (CPU, CUDA and MPS have it); on the CPU the
     # default would be the per-tensor loop
     return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=True)
+
+
+def lr_factor(cfg: Config, step: int) -> float:
+    """The schedule's multiplier of the base learning rates after `step` G steps."""
+    o = cfg.optim
+    if o.warmup_steps and step < o.warmup_steps:
+        return (step + 1) / o.warmup_steps
+    horizon = o.schedule_steps or cfg.trainer.steps
+    progress = min(1.0, step / max(1, horizon))
+    if o.schedule == Schedule.linear:
+        return 1.0 - progress
+    if o.schedule == Schedule.cosine:
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
 
 
 def config_dict(cfg: Config) -> dict[str, Any]:
@@ -145,6 +160,10 @@ class Trainer:
             self.D.compile()
         self.opt_g = _optimizer(cfg, self.G.parameters(), cfg.optim.lr_g)
         self.opt_d = _optimizer(cfg, self.D.parameters(), cfg.optim.lr_d)
+        self.schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.cfg, step))
+            for opt in (self.opt_g, self.opt_d)
+        ]
         fp16 = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
@@ -264,6 +283,8 @@ class Trainer:
         for i in range(n_critic):
             loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
         loss_g, gen_logits, gn_g = self._g_step(fake, y)
+        for scheduler in self.schedulers:
+            scheduler.step()
         self._update_ema()
         values = torch.stack(
             [
@@ -339,6 +360,7 @@ class Trainer:
                 "g_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
             },
             "optim": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+            "schedulers": [s.state_dict() for s in self.schedulers],
             "scaler": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
             "data": self.batches.state_dict(),
             # every rank's data and noise streams, so a run resumes on the same number of ranks
@@ -373,6 +395,8 @@ class Trainer:
             raise CheckpointError(
                 f"{source}: holds a different model than this config builds ({str(e).splitlines()[0]})."
             ) from e
+        for scheduler, saved in zip(self.schedulers, state.get("schedulers", []), strict=False):
+            scheduler.load_state_dict(saved)
         self.scaler_g.load_state_dict(state["scaler"]["g"])
         self.scaler_d.load_state_dict(state["scaler"]["d"])
         ranks = state.get("ranks") or []
@@ -523,9 +547,10 @@ class Trainer:
         self.load_state_dict(load_checkpoint(last), last)
         self.rollbacks = rollbacks
         factor = self.cfg.trainer.rollback_lr_factor
-        for opt in (self.opt_g, self.opt_d):
+        for opt, scheduler in zip((self.opt_g, self.opt_d), self.schedulers, strict=True):
             for group in opt.param_groups:
                 group["lr"] *= factor
+            scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]  # the schedule keeps it
         logger.rewind(self.step)
         logger.warn(
             self.step,

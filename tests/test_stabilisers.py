@@ -114,3 +114,49 @@ def test_config_refuses_bad_combinations():
         check_config(compose_config("loss=hinge", "loss.label_smoothing=0.1"))
     with pytest.raises(ConfigError, match="unconditional"):
         check_config(compose_config("model=cgan", "model.pack=2"))
+
+
+def test_minibatch_std_feature():
+    from gan_cli.models.layers import MinibatchStd
+
+    x = torch.randn(8, 3, 4, 4)
+    out = MinibatchStd(group=4)(x)
+    assert out.shape == (8, 4, 4, 4)
+    same = MinibatchStd(group=4)(torch.ones(8, 3, 4, 4))
+    assert same[:, 3].abs().max() < 1e-3  # identical samples: no spread
+    cfg = compose_config("model=dcgan", "model.mbstd=true")
+    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    assert d(torch.randn(8, 1, 16, 16)).shape == (8,)
+
+
+@pytest.mark.parametrize("schedule,expected", [("constant", 1.0), ("linear", 0.5), ("cosine", 0.5)])
+def test_lr_schedules(schedule, expected, tmp_path):
+    cfg = compose_config("model=mlp", f"optim.schedule={schedule}", "trainer.steps=4", "optim.lr_g=1e-3")
+    trainer = Trainer(cfg, tmp_path)
+    for _ in range(2):
+        trainer.train_step()
+    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * expected)
+
+
+def test_warmup_and_schedule_resume_exactly(tmp_path):
+    from gan_cli.checkpoint import load_checkpoint
+
+    over = [
+        "model=mlp",
+        "optim.schedule=cosine",
+        "optim.warmup_steps=2",
+        "model.mbstd=true",
+        "trainer.steps=6",
+    ]
+    straight = Trainer(compose_config(*over), tmp_path / "a")
+    fit(straight, tmp_path / "a")
+    first = Trainer(compose_config(*over), tmp_path / "b")
+    first._signal = 15  # as if SIGTERM arrived: stops after the first step with a checkpoint
+    with pytest.raises(Exception, match="SIGTERM"):
+        fit(first, tmp_path / "b")
+    resumed = Trainer(compose_config(*over), tmp_path / "b")
+    resumed.load_state_dict(load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt"), tmp_path)
+    assert resumed.step == 1
+    fit(resumed, tmp_path / "b")
+    assert_same_state(straight, resumed)
+    assert resumed.opt_g.param_groups[0]["lr"] == straight.opt_g.param_groups[0]["lr"]

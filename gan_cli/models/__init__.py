@@ -84,7 +84,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
     d_shape = (shape[0] * model.pack, *shape[1:])  # PacGAN widens D's input
     if model.name == ModelName.mlp:
         g = MLPGenerator(model.z_dim, list(model.g_hidden), shape, g_norm, tanh=not data.dim)
-        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm)
+        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd)
         return g, d
     if data.dim:
         raise ModelConfigError(
@@ -94,7 +94,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
     c, s, w_g, w_d = data.channels, data.image_size, model.g_channels, model.d_channels
     if model.name == ModelName.dcgan:
         g = DCGANGenerator(model.z_dim, c, s, w_g, g_norm)
-        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm)
+        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm, model.mbstd)
     else:
         if data.num_classes < 2:
             raise ModelConfigError(

@@ -6,6 +6,7 @@ import math
 
 from torch import Tensor, nn
 
+from gan_cli.models.layers import MinibatchStd
 from gan_cli.models.norm import norm_2d
 
 
@@ -63,10 +64,11 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, image_size: int, width: int, norm: str) -> None:
+    def __init__(self, channels: int, image_size: int, width: int, norm: str, mbstd: bool = False) -> None:
         super().__init__()
         self.trunk = discriminator_trunk(channels, image_size, width, norm)
-        self.head = nn.Conv2d(trunk_width(image_size, width), 1, 4, 1, 0, bias=False)
+        self.mbstd = MinibatchStd() if mbstd else nn.Identity()
+        self.head = nn.Conv2d(trunk_width(image_size, width) + int(mbstd), 1, 4, 1, 0, bias=False)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.head(self.trunk(x)).view(-1)
+        return self.head(self.mbstd(self.trunk(x))).view(-1)

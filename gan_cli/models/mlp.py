@@ -6,6 +6,7 @@ import math
 
 from torch import Tensor, nn
 
+from gan_cli.models.layers import MinibatchStd
 from gan_cli.models.norm import norm_1d
 
 
@@ -38,7 +39,7 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """x -> hidden... -> 1 logit per sample."""
 
-    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], norm: str) -> None:
+    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], norm: str, mbstd: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
@@ -46,7 +47,9 @@ class MLPDiscriminator(nn.Module):
             use_norm = norm if i > 0 else "none"
             layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
             width = h
-        layers.append(nn.Linear(width, 1))
+        if mbstd:
+            layers.append(MinibatchStd())
+        layers.append(nn.Linear(width + int(mbstd), 1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
