@@ -185,6 +185,7 @@ class TrainerConfig:
     ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
     on_nonfinite: OnNonFinite = OnNonFinite.stop
     rollback_lr_factor: float = 0.5
+    diffaugment: list[str] = field(default_factory=list)  # DiffAugment: any of color, translation, cutout
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs (Sonderby et al. 2017) ...
     instance_noise_steps: int = 0  # ... annealed linearly to 0 over this many steps (0 = constant)
     sync_bn: bool = False  # torchrun: BatchNorm statistics over all ranks (SyncBatchNorm), else per rank
@@ -294,6 +295,11 @@ def check_config(cfg: Config) -> None:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
     if m.pack < 1 or t.batch_size % m.pack:
         problems.append(f"model.pack={m.pack} must be >= 1 and divide trainer.batch_size={t.batch_size}")
+    bad_aug = [a for a in t.diffaugment if a not in ("color", "translation", "cutout")]
+    if bad_aug:
+        problems.append(f"trainer.diffaugment: unknown {bad_aug}; valid: color, translation, cutout")
+    if t.diffaugment and d.dim:
+        problems.append("trainer.diffaugment is for images, not vector data")
     if m.mbstd and m.name == ModelName.cgan:
         problems.append("model.mbstd is available for the mlp and dcgan discriminators")
     if m.pack > 1 and m.name == ModelName.cgan:

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from gan_cli import __version__, distributed
+from gan_cli.augment import diff_augment
 from gan_cli.checkpoint import (
     GENERATOR_FORMAT,
     CheckpointError,
@@ -212,6 +213,12 @@ class Trainer:
     def _sample_z(self, n: int) -> Tensor:
         return torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=self.noise_gen)
 
+    def _d_input(self, x: Tensor) -> Tensor:
+        """What D sees of a batch: DiffAugment'ed (trainer.diffaugment), then instance noise."""
+        if self.cfg.trainer.diffaugment:
+            x = diff_augment(x, list(self.cfg.trainer.diffaugment), self.noise_gen)
+        return self._noisy(x)
+
     def _noisy(self, x: Tensor) -> Tensor:
         """Instance noise: Gaussian noise on D's inputs, its std annealed linearly to 0 over
         trainer.instance_noise_steps (a horizon of its own, so extending a run changes nothing)."""
@@ -237,8 +244,8 @@ class Trainer:
         with self._autocast():
             with torch.set_grad_enabled(last):
                 fake = self.G(self._sample_z(len(real)), y)
-            real_logits = self.D(self._noisy(real), y)
-            fake_logits = self.D(self._noisy(fake.detach()), y)
+            real_logits = self.D(self._d_input(real), y)
+            fake_logits = self.D(self._d_input(fake.detach()), y)
             if lc.label_smoothing:
                 loss_d = smoothed_gan_d(real_logits.float(), fake_logits.float(), lc.label_smoothing)
             else:
@@ -272,7 +279,7 @@ class Trainer:
         # D's weights need no gradients here, only the path back to G does
         self.D.requires_grad_(False)
         with self._autocast():
-            gen_logits = self.D(self._noisy(fake), y)
+            gen_logits = self.D(self._d_input(fake), y)
             loss_g = self.loss.g_loss(gen_logits.float())
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)

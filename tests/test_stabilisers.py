@@ -76,6 +76,8 @@ def test_instance_noise_anneals_to_zero(tmp_path):
         "loss.r1_gamma=10",
         "loss.label_smoothing=0.1",
         "trainer.instance_noise=0.1",
+        "model.mbstd=true",
+        "optim.schedule=cosine",
     ],
 )
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
@@ -92,6 +94,8 @@ def test_stabilisers_keep_exact_resume(tmp_path):
         "model.pack=2",
         "loss.r1_gamma=1",
         "trainer.instance_noise=0.1",
+        "trainer.instance_noise_steps=4",
+        "trainer.diffaugment=[color,translation,cutout]",
     ]
     straight = Trainer(compose_config(*over, "trainer.steps=6"), tmp_path / "a")
     fit(straight, tmp_path / "a")
@@ -160,3 +164,27 @@ def test_warmup_and_schedule_resume_exactly(tmp_path):
     fit(resumed, tmp_path / "b")
     assert_same_state(straight, resumed)
     assert resumed.opt_g.param_groups[0]["lr"] == straight.opt_g.param_groups[0]["lr"]
+
+
+def test_diffaugment_changes_what_it_should():
+    from gan_cli.augment import color, cutout, diff_augment, translation
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 16, 16) * 2 - 1
+    cut = cutout(x, gen)
+    zeroed = (cut == 0).all(dim=1).flatten(1).sum(1)
+    assert (
+        zeroed.max() <= 8 * 8 and zeroed.min() >= 4 * 4
+    )  # one half-size square, maybe clipped at the border
+    moved = translation(x, gen)
+    assert moved.shape == x.shape and not torch.equal(moved, x)
+    assert not torch.equal(color(x, gen), x)
+    leaf = x.clone().requires_grad_(True)
+    diff_augment(leaf, ["color", "translation", "cutout"], gen).sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0  # differentiable: G gets gradients
+
+
+def test_diffaugment_trains(tmp_path):
+    cfg = compose_config("model=dcgan", "trainer.diffaugment=[translation,cutout,color]", "trainer.steps=3")
+    metrics = fit(Trainer(cfg, tmp_path), tmp_path)
+    assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss/"))
