@@ -145,6 +145,7 @@ class LossConfig:
     clip: float = 0.01  # wgan weight clipping
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
     label_smoothing: float = 0.0  # one-sided: real target 1 - this (minimax, nonsaturating)
+    feature_matching: bool = False  # G matches mean D features of real data (Salimans et al. 2016)
 
 
 @dataclass

@@ -258,6 +258,7 @@ class Trainer:
         grad_norm = self._update(self.D, self.opt_d, self.scaler_d, loss_d)
         if self.cfg.loss.name == LossName.wgan:
             clip_weights(self.D, self.cfg.loss.clip)
+        self._last_real = real
         return loss_d.detach(), real_logits.detach(), grad_norm, fake, y
 
     def _update(self, net: nn.Module, opt: torch.optim.Optimizer, scaler: Any, loss: Tensor) -> Tensor:
@@ -279,11 +280,23 @@ class Trainer:
         # D's weights need no gradients here, only the path back to G does
         self.D.requires_grad_(False)
         with self._autocast():
-            gen_logits = self.D(self._d_input(fake), y)
-            loss_g = self.loss.g_loss(gen_logits.float())
+            if self.cfg.loss.feature_matching:
+                loss_g = self._feature_matching(fake, y)
+                with torch.no_grad():
+                    gen_logits = self.D(self._d_input(fake.detach()), y)
+            else:
+                gen_logits = self.D(self._d_input(fake), y)
+                loss_g = self.loss.g_loss(gen_logits.float())
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)
         return loss_g, gen_logits, gn_g
+
+    def _feature_matching(self, fake: Tensor, y: Tensor | None) -> Tensor:
+        """||E f(x_real) - E f(G(z))||^2 over D's last hidden features f."""
+        with torch.no_grad():
+            real_f = self.D.features(self._d_input(self._last_real), y).float().mean(0)
+        fake_f = self.D.features(self._d_input(fake), y).float().mean(0)
+        return (real_f - fake_f).pow(2).sum()
 
     def train_step(self) -> None:
         n_critic = self.cfg.loss.n_critic

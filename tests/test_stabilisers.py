@@ -188,3 +188,17 @@ def test_diffaugment_trains(tmp_path):
     cfg = compose_config("model=dcgan", "trainer.diffaugment=[translation,cutout,color]", "trainer.steps=3")
     metrics = fit(Trainer(cfg, tmp_path), tmp_path)
     assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss/"))
+
+
+@pytest.mark.parametrize("model", ["mlp", "dcgan", "cgan"])
+def test_feature_matching_trains_g_on_d_features(model, tmp_path):
+    trainer = Trainer(
+        compose_config(f"model={model}", "loss.feature_matching=true", "trainer.steps=3"), tmp_path
+    )
+    real = torch.randn(8, 1, 16, 16)
+    y = torch.arange(8) % 10
+    assert trainer.D.features(real, y).dim() == 2
+    g0 = [p.clone() for p in trainer.G.parameters()]
+    metrics = fit(trainer, tmp_path)
+    assert math.isfinite(metrics["loss/g"]) and metrics["loss/g"] >= 0  # a squared distance
+    assert all(not torch.equal(a, b) for a, b in zip(g0, trainer.G.parameters(), strict=True))

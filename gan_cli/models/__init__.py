@@ -52,9 +52,14 @@ class Packed(nn.Module):
         super().__init__()
         self.d, self.pack = d, pack
 
+    def _pack(self, x: Tensor) -> Tensor:
+        return x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
+
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        n = x.shape[0] // self.pack
-        return self.d(x.reshape(n, self.pack * x.shape[1], *x.shape[2:]), None)
+        return self.d(self._pack(x), None)
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.d.features(self._pack(x), None)
 
 
 def spectral_normalise(net: nn.Module) -> nn.Module:

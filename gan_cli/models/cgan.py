@@ -52,13 +52,20 @@ class CGANDiscriminator(nn.Module):
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        h = self._trunk(x, y)
+        logit = self.head(h).view(-1)
+        if self.embed is not None:
+            logit = logit + (self.embed(y).to(h.dtype) * h.sum(dim=(2, 3))).sum(dim=1)
+        return logit
+
+    def _trunk(self, x: Tensor, y: Tensor | None) -> Tensor:
         if y is None:
             raise ValueError("a conditional discriminator needs labels y")
         if self.embed is None:
             maps = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
             x = torch.cat([x, maps.expand(-1, -1, *x.shape[2:])], dim=1)
-        h = self.trunk(x)
-        logit = self.head(h).view(-1)
-        if self.embed is not None:
-            logit = logit + (self.embed(y).to(h.dtype) * h.sum(dim=(2, 3))).sum(dim=1)
-        return logit
+        return self.trunk(x)
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The last feature maps before the head (for feature matching)."""
+        return self._trunk(x, y).flatten(1)

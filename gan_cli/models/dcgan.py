@@ -72,3 +72,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.head(self.mbstd(self.trunk(x))).view(-1)
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The last feature maps before the head (for feature matching)."""
+        return self.trunk(x).flatten(1)

@@ -54,3 +54,7 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.net(x).view(-1)
+
+    def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The last hidden layer (for feature matching)."""
+        return self.net[:-1](x)
