@@ -185,6 +185,7 @@ def _report(e: BaseException) -> None:
 def _hydra_train(cfg: DictConfig) -> float | None:
     from gan_cli.checkpoint import CheckpointError
     from gan_cli.data import DataError
+    from gan_cli.metrics.inception import EvalError
     from gan_cli.models import ModelConfigError
     from gan_cli.trainer import Interrupted, NonFiniteError
 
@@ -219,6 +220,7 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         DataError,
         ModelConfigError,
         NonFiniteError,
+        EvalError,
     ) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -59,9 +59,9 @@ def resolve_device(name: Device) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == Device.cuda and not torch.cuda.is_available():
-        raise RuntimeError("trainer.device=cuda, but no CUDA GPU is available; use trainer.device=cpu")
+        raise ConfigError("trainer.device=cuda, but no CUDA GPU is available; use trainer.device=cpu or auto")
     if name == Device.mps and not torch.backends.mps.is_available():
-        raise RuntimeError("trainer.device=mps, but MPS is not available; use trainer.device=cpu")
+        raise ConfigError("trainer.device=mps, but MPS is not available; use trainer.device=cpu or auto")
     return torch.device(name.value)
 
 

@@ -38,3 +38,20 @@ def test_cfg_job_prints_resolved_config(tmp_path):
     assert "name: cgan" in result.stdout and "name: wgan_gp" in result.stdout
     assert "n_critic: 5" in result.stdout
     assert not (tmp_path / "outputs").exists()  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        (["trainer.device=cuda"], "no CUDA GPU"),  # this test machine has none
+        (["eval.every=5", "eval.metrics=[fid]", "eval.inception_weights=/nope.pth"], "Inception weights"),
+        (["eval.every=5", "eval.metrics=[modes2d]"], "modes2d is for the 2-D mixtures"),
+    ],
+)
+def test_start_up_failures_are_one_message_before_training(overrides, expected, tmp_path):
+    result = run_cli(*overrides, "hydra.run.dir=run", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any(
+        (tmp_path / "run" / "checkpoints").iterdir()
+    )
