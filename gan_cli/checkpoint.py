@@ -11,6 +11,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,25 @@ def save_atomic(obj: Any, path: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def cached(path: Path, compute: Callable[[], Any], valid: Callable[[Any], bool] = lambda _: True) -> Any:
+    """The value stored at `path` (loaded weights_only) when it is there and `valid`, else
+    `compute()`, stored atomically for next time. A damaged or stale cache is rebuilt, never
+    trusted; a folder we cannot write to only costs the recomputation."""
+    if path.is_file():
+        try:
+            value = torch.load(path, map_location="cpu", weights_only=True)
+            if valid(value):
+                return value
+        except Exception:  # noqa: BLE001 - any unreadable cache file is rebuilt
+            pass
+    value = compute()
+    try:
+        save_atomic(value, path)
+    except OSError as e:
+        print(f"note: could not cache {path} ({e}); it will be computed again next time.")
+    return value
 
 
 def link_atomic(src: Path, dst: Path) -> None:

@@ -9,7 +9,6 @@ a DataLoader.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -86,26 +85,17 @@ def _select(source: Source, cfg: DataConfig) -> tuple[Tensor, Tensor | None]:
 
 def _cached_decode(source: Source, indices: Tensor, cfg: DataConfig) -> Tensor:
     """Decode the selected items once; keep the result next to the data for later runs."""
-    from gan_cli.checkpoint import save_atomic
+    from gan_cli.checkpoint import cached
 
-    path: Path | None = None
-    if cfg.cache and source.cache_dir is not None and source.fingerprint:
-        key = hashlib.sha1(f"{source.fingerprint}|{indices.tolist()}".encode()).hexdigest()[:20]
-        path = source.cache_dir / ".gan_cli_cache" / f"{cfg.name.value}-{key}.pt"
-        if path.is_file():
-            try:
-                cached = torch.load(path, map_location="cpu", weights_only=True)
-                if cached.get("fingerprint") == source.fingerprint and len(cached["x"]) == len(indices):
-                    return cached["x"]
-            except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
-                pass
-    x = decode_all(source, indices, cfg.num_workers)
-    if path is not None:
-        try:
-            save_atomic({"fingerprint": source.fingerprint, "x": x}, path)
-        except OSError as e:
-            print(f"note: could not cache decoded images at {path} ({e}); the next run decodes again.")
-    return x
+    def decode() -> dict[str, object]:
+        return {"fingerprint": source.fingerprint, "x": decode_all(source, indices, cfg.num_workers)}
+
+    if not (cfg.cache and source.cache_dir is not None and source.fingerprint):
+        return decode()["x"]  # type: ignore[return-value]
+    key = hashlib.sha1(f"{source.fingerprint}|{indices.tolist()}".encode()).hexdigest()[:20]
+    path = source.cache_dir / ".gan_cli_cache" / f"{cfg.name.value}-{key}.pt"
+    fresh = lambda v: v.get("fingerprint") == source.fingerprint and len(v["x"]) == len(indices)  # noqa: E731
+    return cached(path, decode, fresh)["x"]
 
 
 def _item_bytes(cfg: DataConfig) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gan_cli.checkpoint import cached
 from gan_cli.data import load_dataset, mixture_modes, to_model_range
 from gan_cli.metrics import features as feat
 from gan_cli.metrics.inception import EvalError, InceptionFeatures, find_weights
@@ -50,22 +51,6 @@ def _real(gen: LoadedGenerator, n: int, seed: int) -> tuple[Tensor, Tensor | Non
     if y is not None:
         digest.update(y.numpy().tobytes())
     return x, y, f"{gen.data.name.value}-{tuple(x.shape)}-{digest.hexdigest()[:16]}"
-
-
-def _cached(path: Path, compute: Any) -> Any:
-    from gan_cli.checkpoint import save_atomic
-
-    if path.is_file():
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - rebuilt when damaged
-            pass
-    value = compute()
-    try:
-        save_atomic(value, path)
-    except OSError as e:
-        print(f"note: could not cache {path} ({e}).")
-    return value
 
 
 def evaluate(
@@ -115,7 +100,7 @@ def _inception_metrics(
     device: torch.device,
 ) -> dict[str, float]:
     net = InceptionFeatures(find_weights(cfg.inception_weights), device)
-    real_f = _cached(
+    real_f = cached(
         cache / "features" / f"{net.name}-{fingerprint}.pt",
         lambda: dict(zip(("pool", "logits"), _features(net, real, cfg.batch_size), strict=True)),
     )

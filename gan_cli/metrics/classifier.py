@@ -97,20 +97,16 @@ def load_or_train(
     path: Path, x: Tensor, y: Tensor, num_classes: int, epochs: int, seed: int, device: torch.device
 ) -> tuple[SmallClassifier, float]:
     """A cached classifier for this exact real set, or a newly trained (and cached) one."""
-    from gan_cli.checkpoint import save_atomic
+    from gan_cli.checkpoint import cached
 
-    if path.is_file():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            model = SmallClassifier(x.shape[1], num_classes)
-            model.load_state_dict(state["weights"])
-            return model.to(device).eval(), float(state["accuracy"])
-        except Exception:  # noqa: BLE001 - a damaged cache is retrained, never trusted
-            pass
-    print(f"training the evaluation classifier on {len(x)} real images (cached at {path}) ...", flush=True)
-    model, accuracy = train_classifier(x, y, num_classes, epochs, seed, device)
-    try:
-        save_atomic({"weights": model.state_dict(), "accuracy": accuracy}, path)
-    except OSError as e:
-        print(f"note: could not cache the classifier at {path} ({e}).")
-    return model, accuracy
+    def train() -> dict[str, object]:
+        print(
+            f"training the evaluation classifier on {len(x)} real images (cached at {path}) ...", flush=True
+        )
+        model, accuracy = train_classifier(x, y, num_classes, epochs, seed, device)
+        return {"weights": model.state_dict(), "accuracy": accuracy}
+
+    state = cached(path, train, lambda v: isinstance(v, dict) and {"weights", "accuracy"} <= v.keys())
+    model = SmallClassifier(x.shape[1], num_classes)
+    model.load_state_dict(state["weights"])
+    return model.to(device).eval(), float(state["accuracy"])
