@@ -146,6 +146,7 @@ class LossConfig:
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
     label_smoothing: float = 0.0  # one-sided: real target 1 - this (minimax, nonsaturating)
     feature_matching: bool = False  # G matches mean D features of real data (Salimans et al. 2016)
+    unroll_steps: int = 0  # unrolled GAN: G steps against D k Adam steps ahead (Metz et al. 2017); 0 = off
 
 
 @dataclass
@@ -305,6 +306,21 @@ def check_config(cfg: Config) -> None:
         problems.append("model.mbstd is available for the mlp and dcgan discriminators")
     if m.pack > 1 and m.name == ModelName.cgan:
         problems.append("model.pack > 1 is for unconditional models (a packed group has no single label)")
+    lc = cfg.loss
+    if lc.unroll_steps < 0:
+        problems.append(f"loss.unroll_steps must be >= 0, got {lc.unroll_steps}")
+    if lc.unroll_steps:
+        if cfg.optim.name != OptimName.adam:
+            problems.append("loss.unroll_steps needs optim.name=adam (the surrogate steps are Adam steps)")
+        if lc.name in (LossName.wgan, LossName.wgan_gp):
+            problems.append(
+                "loss.unroll_steps applies to the minimax, nonsaturating, hinge and lsgan losses "
+                "(a critic needs its clipping or penalty in every step)"
+            )
+        if lc.feature_matching:
+            problems.append(
+                "loss.unroll_steps and loss.feature_matching are two different G losses: pick one"
+            )
     if cfg.loss.label_smoothing and cfg.loss.name not in (LossName.minimax, LossName.nonsaturating):
         problems.append("loss.label_smoothing applies to the minimax and nonsaturating losses only")
     if not 0.0 <= cfg.loss.label_smoothing < 0.5:

@@ -34,6 +34,7 @@ from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, is_conditional
 from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision, Schedule
+from gan_cli.unroll import call_with, unrolled_params
 
 POINT_SAMPLES = 2500  # fixed-noise points drawn for a 2-D scatter (the PacGAN evaluation count)
 
@@ -284,12 +285,30 @@ class Trainer:
                 loss_g = self._feature_matching(fake, y)
                 with torch.no_grad():
                     gen_logits = self.D(self._d_input(fake.detach()), y)
+            elif self.cfg.loss.unroll_steps:
+                loss_g = self.loss.g_loss(self._unrolled_logits(fake, y).float())
+                with torch.no_grad():  # the health metrics describe the real D
+                    gen_logits = self.D(self._d_input(fake.detach()), y)
             else:
                 gen_logits = self.D(self._d_input(fake), y)
                 loss_g = self.loss.g_loss(gen_logits.float())
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)
         return loss_g, gen_logits, gn_g
+
+    def _unrolled_logits(self, fake: Tensor, y: Tensor | None) -> Tensor:
+        """D's logits of `fake` after loss.unroll_steps surrogate D steps on fresh batches, which
+        G's samples enter with their graph (unroll.py)."""
+
+        def surrogate_loss(params: dict[str, Tensor]) -> Tensor:
+            real, y_k = self.batches.next()
+            fake_k = self.G(self._sample_z(len(real)), y_k)
+            real_logits = call_with(self.D, params, self._d_input(real), y_k)
+            fake_logits = call_with(self.D, params, self._d_input(fake_k), y_k)
+            return self.loss.d_loss(real_logits.float(), fake_logits.float())
+
+        params = unrolled_params(self.D, self.opt_d, self.cfg.loss.unroll_steps, surrogate_loss)
+        return call_with(self.D, params, self._d_input(fake), y)
 
     def _feature_matching(self, fake: Tensor, y: Tensor | None) -> Tensor:
         """||E f(x_real) - E f(G(z))||^2 over D's last hidden features f."""

@@ -78,6 +78,7 @@ def test_instance_noise_anneals_to_zero(tmp_path):
         "trainer.instance_noise=0.1",
         "model.mbstd=true",
         "optim.schedule=cosine",
+        "loss.unroll_steps=2",
     ],
 )
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
@@ -96,6 +97,7 @@ def test_stabilisers_keep_exact_resume(tmp_path):
         "trainer.instance_noise=0.1",
         "trainer.instance_noise_steps=4",
         "trainer.diffaugment=[color,translation,cutout]",
+        "loss.unroll_steps=1",
     ]
     straight = Trainer(compose_config(*over, "trainer.steps=6"), tmp_path / "a")
     fit(straight, tmp_path / "a")
@@ -202,3 +204,58 @@ def test_feature_matching_trains_g_on_d_features(model, tmp_path):
     metrics = fit(trainer, tmp_path)
     assert math.isfinite(metrics["loss/g"]) and metrics["loss/g"] >= 0  # a squared distance
     assert all(not torch.equal(a, b) for a, b in zip(g0, trainer.G.parameters(), strict=True))
+
+
+def test_unrolled_params_match_real_adam_steps():
+    """The differentiable surrogate steps are exactly what torch's Adam would do with D's state."""
+    from gan_cli.unroll import call_with, unrolled_params
+
+    torch.manual_seed(0)
+    d = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    opt = torch.optim.Adam(d.parameters(), lr=1e-2, betas=(0.5, 0.999), weight_decay=1e-3)
+    batches = [torch.randn(32, 2) for _ in range(5)]
+
+    def loss_on(out: torch.Tensor) -> torch.Tensor:
+        return nn.functional.softplus(-out).mean()
+
+    for x in batches[:2]:  # some optimizer state to start from
+        opt.zero_grad()
+        loss_on(d(x)).backward()
+        opt.step()
+    it = iter(batches[2:])
+    params = unrolled_params(d, opt, 3, lambda p: loss_on(call_with(d, p, next(it))))
+    for x in batches[2:]:
+        opt.zero_grad()
+        loss_on(d(x)).backward()
+        opt.step()
+    for name, p in d.named_parameters():
+        torch.testing.assert_close(params[name], p.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_unrolling_changes_g_gradient_through_d_reaction(tmp_path):
+    over = ["model=mlp", "data=ring8", "trainer.batch_size=64", "trainer.steps=2"]
+    plain = Trainer(compose_config(*over), tmp_path / "a")
+    unrolled = Trainer(compose_config(*over, "loss.unroll_steps=3"), tmp_path / "b")
+    d_before = [p.clone() for p in unrolled.D.parameters()]
+    fake = unrolled.G(unrolled._sample_z(64), None)
+    logits = unrolled._unrolled_logits(fake, None)
+    # the real D is untouched by the surrogate steps, and G's loss depends on D's reaction
+    assert all(torch.equal(a, b) for a, b in zip(d_before, unrolled.D.parameters(), strict=True))
+    assert not torch.allclose(logits, unrolled.D(fake))
+    (g_grad,) = torch.autograd.grad(
+        unrolled.loss.g_loss(logits), [next(unrolled.G.parameters())], retain_graph=True
+    )
+    assert torch.isfinite(g_grad).all() and g_grad.abs().sum() > 0
+    for trainer, path in ((plain, tmp_path / "a"), (unrolled, tmp_path / "b")):
+        metrics = fit(trainer, path)
+        assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss/"))
+    assert not torch.equal(next(plain.G.parameters()), next(unrolled.G.parameters()))
+
+
+def test_unrolling_refuses_what_it_cannot_unroll():
+    from gan_cli.schema import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match="loss.unroll_steps needs optim.name=adam"):
+        check_config(compose_config("loss.unroll_steps=2", "optim.name=rmsprop"))
+    with pytest.raises(ConfigError, match="loss.unroll_steps applies to"):
+        check_config(compose_config("loss=wgan_gp", "loss.unroll_steps=2"))
