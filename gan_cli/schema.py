@@ -52,6 +52,11 @@ class Norm(str, Enum):
     none = "none"
 
 
+class Activation(str, Enum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"  # slope 0.2
+
+
 class LossName(str, Enum):
     minimax = "minimax"
     nonsaturating = "nonsaturating"
@@ -122,6 +127,7 @@ class ModelConfig:
     # mlp: hidden widths of G (input to output) and D (input to output)
     g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
     d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    g_activation: Activation = Activation.leaky_relu  # mlp G: relu can map whole regions of z to one point
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
     d_channels: int = 64

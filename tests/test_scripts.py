@@ -31,3 +31,45 @@ def test_bench_runs(tmp_path):
 def test_bench_data_runs(tmp_path):
     report = run_script("bench_data", cwd=tmp_path)
     assert len(report["paths"]) == 3 and report["dcgan32"]["data_share_pct"] >= 0
+
+
+def test_reproduce_2d_table_runs_seeds_and_writes_the_table(tmp_path):
+    out = tmp_path / "table"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "reproduce_2d_table.py"),
+            "--recipes",
+            "ring8",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--",
+            "trainer.steps=20",
+            "trainer.batch_size=64",
+            "trainer.tensorboard=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads((out / "runs.json").read_text())["ring8"]
+    assert [r["seed"] for r in runs] == [0, 1]
+    for r, seed in zip(runs, (0, 1), strict=True):
+        # the table's numbers are gan-eval's, of that seed's run
+        assert r == {
+            **r,
+            **{
+                k: v
+                for k, v in json.loads((out / "ring8" / f"seed{seed}" / "eval.json").read_text()).items()
+                if k in r
+            },
+        }
+        assert 0 <= r["modes2d/modes"] <= 8 and 0 <= r["modes2d/hq_pct"] <= 100
+    md = (out / "table.md").read_text()
+    mean = sum(r["modes2d/modes"] for r in runs) / 2
+    assert "| PacGAN4 (paper) | | 7.8 | 95.9 | 0.07 | |" in md
+    assert f"| plain GAN (gan-cli): `experiment=ring8` | 2 | {mean:.2f} ± " in md

@@ -88,7 +88,14 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
     shape = sample_shape(data)
     d_shape = (shape[0] * model.pack, *shape[1:])  # PacGAN widens D's input
     if model.name == ModelName.mlp:
-        g = MLPGenerator(model.z_dim, list(model.g_hidden), shape, g_norm, tanh=not data.dim)
+        g = MLPGenerator(
+            model.z_dim,
+            list(model.g_hidden),
+            shape,
+            g_norm,
+            tanh=not data.dim,
+            activation=model.g_activation.value,
+        )
         d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd)
         return g, d
     if data.dim:

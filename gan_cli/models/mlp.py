@@ -15,7 +15,13 @@ class MLPGenerator(nn.Module):
     whose range (grid25 spans [-4, 4]) a tanh could not reach."""
 
     def __init__(
-        self, z_dim: int, hidden: list[int], out_shape: tuple[int, ...], norm: str, tanh: bool
+        self,
+        z_dim: int,
+        hidden: list[int],
+        out_shape: tuple[int, ...],
+        norm: str,
+        tanh: bool,
+        activation: str = "leaky_relu",
     ) -> None:
         super().__init__()
         self.z_dim = z_dim
@@ -25,7 +31,8 @@ class MLPGenerator(nn.Module):
         for i, h in enumerate(hidden):
             # the first layer sees raw noise and is left unnormalised, as in the classic recipe
             use_norm = norm if i > 0 else "none"
-            layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
+            act = nn.ReLU() if activation == "relu" else nn.LeakyReLU(0.2)
+            layers += [nn.Linear(width, h), norm_1d(use_norm, h), act]
             width = h
         layers.append(nn.Linear(width, math.prod(out_shape)))
         if tanh:

@@ -1,0 +1,170 @@
+"""Reproduce the PacGAN 2-D benchmark (Lin et al. 2018, Table 1) with gan-cli's recipes.
+
+Trains every recipe with several seeds through `gan-train`, evaluates each run with
+`gan-eval metrics=[modes2d]` (2,500 samples, DESIGN.md protocol) and writes a Markdown table of
+mean +/- standard error next to the paper's rows, plus every run's numbers as JSON.
+
+    python scripts/reproduce_2d_table.py                      # 5 seeds, plain + best recipes
+    python scripts/reproduce_2d_table.py --jobs 2             # two runs at a time (one thread each)
+    python scripts/reproduce_2d_table.py --recipes ring8_best --seeds 1 -- trainer.steps=500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+# recipe name -> (data set, row label); each recipe is configs/experiment/<name>.yaml
+RECIPES = {
+    "ring8": ("ring8", "plain GAN (gan-cli)"),
+    "ring8_best": ("ring8", "best recipe (gan-cli)"),
+    "grid25": ("grid25", "plain GAN (gan-cli)"),
+    "grid25_best": ("grid25", "best recipe (gan-cli)"),
+}
+# Lin et al. 2018, Table 1: (modes, high-quality %, reverse KL); "-" where DESIGN.md does not quote it
+PAPER = {
+    "ring8": [("GAN (paper)", 6.3, None, None), ("PacGAN4 (paper)", 7.8, 95.9, 0.07)],
+    "grid25": [("GAN (paper)", 17.3, None, None), ("PacGAN4 (paper)", 24.8, 93.6, 0.04)],
+}
+MODES = {"ring8": 8, "grid25": 25}
+KEYS = ("modes2d/modes", "modes2d/hq_pct", "modes2d/rkl")
+
+
+@dataclass
+class Run:
+    recipe: str
+    seed: int
+    run_dir: Path
+
+
+def _env(threads: int) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+def train_and_eval(run: Run, overrides: list[str], threads: int) -> dict[str, float]:
+    """One `gan-train` and one `gan-eval` in subprocesses; returns the metrics and the wall time."""
+    if (run.run_dir / "eval.json").exists() and (run.run_dir / "time.json").exists():
+        return {
+            **json.loads((run.run_dir / "eval.json").read_text()),
+            **json.loads((run.run_dir / "time.json").read_text()),
+        }
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan_cli.train",
+        f"experiment={run.recipe}",
+        f"trainer.seed={run.seed}",
+        f"hydra.run.dir={run.run_dir}",
+        "trainer.progress=false",
+        "eval.every=0",
+        *overrides,
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=_env(threads), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    (run.run_dir / "time.json").write_text(json.dumps({"train_s": seconds}))
+    subprocess.run(
+        [sys.executable, "-m", "gan_cli.eval_main", f"run={run.run_dir}", "metrics=[modes2d]"],
+        check=True,
+        env=_env(threads),
+        capture_output=True,
+        text=True,
+    )
+    return {**json.loads((run.run_dir / "eval.json").read_text()), "train_s": seconds}
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def table(results: dict[str, list[dict[str, float]]], jobs: int) -> str:
+    """The Markdown table: per data set the paper's rows, then ours (mean +/- s.e. over seeds)."""
+    lines = []
+    for data in ("ring8", "grid25"):
+        ours = [r for r in results if RECIPES[r][0] == data]
+        if not ours:
+            continue
+        lines += [
+            f"**{data}** ({MODES[data]} modes; 2,500 samples; high quality = within 3 std of a mode)",
+            "",
+            "| recipe | seeds | modes | high-quality % | reverse KL | train time (s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, modes, hq, rkl in PAPER[data]:
+            lines.append(
+                f"| {label} | | {modes} | {'-' if hq is None else hq} | {'-' if rkl is None else rkl} | |"
+            )
+        for recipe in ours:
+            rows = results[recipe]
+            cells = []
+            for key, fmt in zip(KEYS, ("{:.2f} ± {:.2f}", "{:.1f} ± {:.1f}", "{:.4f} ± {:.4f}"), strict=True):
+                cells.append(fmt.format(*mean_se([r[key] for r in rows])))
+            times = [r["train_s"] for r in rows]
+            label = f"{RECIPES[recipe][1]}: `experiment={recipe}`"
+            lines.append(f"| {label} | {len(rows)} | {' | '.join(cells)} | {max(times):.0f} max |")
+        lines.append("")
+    lines.append(
+        f"Runs trained {jobs} at a time on {os.cpu_count()} CPU cores; mean ± standard error over seeds."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipes", default=",".join(RECIPES), help=f"comma-separated, of {list(RECIPES)}")
+    parser.add_argument("--seeds", type=int, default=5, help="trainer.seed 0..N-1 per recipe")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time (threads are split among them)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs/2d_table"), help="runs, table.md, runs.json"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
+    parser.add_argument("overrides", nargs="*", help="extra gan-train overrides for every run (after --)")
+    args = parser.parse_args()
+    recipes = [r for r in args.recipes.split(",") if r]
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; valid: {list(RECIPES)}")
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    runs = [Run(r, s, (args.out / r / f"seed{s}").resolve()) for r in recipes for s in range(args.seeds)]
+
+    def one(run: Run) -> dict[str, float]:
+        metrics = train_and_eval(run, args.overrides, threads)
+        print(
+            f"{run.recipe} seed {run.seed}: modes {metrics['modes2d/modes']:.0f}, "
+            f"HQ {metrics['modes2d/hq_pct']:.1f} %, rKL {metrics['modes2d/rkl']:.4f}, "
+            f"{metrics['train_s']:.0f} s",
+            flush=True,
+        )
+        return metrics
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(one, runs))
+    results: dict[str, list[dict[str, float]]] = {r: [] for r in recipes}
+    for run, metrics in zip(runs, done, strict=True):
+        results[run.recipe].append({k: metrics[k] for k in (*KEYS, "train_s")} | {"seed": run.seed})
+    md = table(results, args.jobs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(md)
+    (args.out / "runs.json").write_text(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps({"table": md, "runs": results}, indent=2))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
