@@ -31,6 +31,33 @@ def test_mlp_on_points_is_linear_output():
     assert d(torch.randn(5, 2)).shape == (5,)
 
 
+@pytest.mark.parametrize("act,cls", [("relu", torch.nn.ReLU), ("leaky_relu", torch.nn.LeakyReLU)])
+def test_mlp_generator_activation(act, cls):
+    cfg = compose_config("model=mlp", "data=ring8", f"model.g_activation={act}")
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    acts = [m for m in g.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))]
+    assert acts and all(type(m) is cls for m in acts)
+    assert any(isinstance(m, torch.nn.LeakyReLU) for m in d.modules())  # D keeps its leaky units
+    if act == "relu":  # hard zeros: a negative pre-activation passes no signal at all
+        x = torch.randn(4, 8)
+        assert torch.equal(acts[0](-x.abs()), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("data,scale", [("ring8", 0.5**0.5), ("grid25", 8**0.5)])
+def test_mlp_on_points_works_in_units_of_the_data_scale(data, scale):
+    cfg = compose_config("model=mlp", f"data={data}")
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    assert g.scale.item() == pytest.approx(scale, rel=1e-3) and "scale" in g.state_dict()
+    z, x = torch.randn(6, cfg.model.z_dim), torch.randn(6, 2)
+    g.eval()
+    assert torch.allclose(g(z), g.net(z) * g.scale)
+    assert torch.allclose(d(x), d.net(x / d.scale).view(-1))
+    image_g, _ = build_models(
+        compose_config("model=mlp").model, compose_config("model=mlp").data, cfg.loss.name
+    )
+    assert "scale" not in image_g.state_dict()  # images are in [-1, 1] already
+
+
 def test_mlp_classic_widths():
     cfg = compose_config("model=mlp", "data=ring8", tiny=False)
     g, d = build_models(cfg.model, cfg.data, cfg.loss.name)

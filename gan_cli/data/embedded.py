@@ -25,6 +25,13 @@ def mixture_modes(name: str) -> Tensor:
     raise ValueError(f"{name!r} is not a 2-D mixture (ring8, grid25)")
 
 
+def mixture_scale(cfg: DataConfig) -> float:
+    """The root-mean-square coordinate of a mixture (ring8 0.71, grid25 2.83): models work in units
+    of it, so one recipe fits both sets (as images work in [-1, 1])."""
+    modes = mixture_modes(cfg.name.value).double()
+    return math.sqrt(float(modes.pow(2).mean()) + cfg.std**2)
+
+
 def mixture(cfg: DataConfig) -> Dataset:
     modes = mixture_modes(cfg.name.value)
     gen = torch.Generator().manual_seed(cfg.seed)

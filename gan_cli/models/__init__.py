@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from gan_cli.data.embedded import mixture_scale
 from gan_cli.models.cgan import CGANDiscriminator, CGANGenerator
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_cli.models.init import dcgan_init
@@ -88,6 +89,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
     shape = sample_shape(data)
     d_shape = (shape[0] * model.pack, *shape[1:])  # PacGAN widens D's input
     if model.name == ModelName.mlp:
+        scale = mixture_scale(data) if data.dim else None
         g = MLPGenerator(
             model.z_dim,
             list(model.g_hidden),
@@ -95,8 +97,9 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             g_norm,
             tanh=not data.dim,
             activation=model.g_activation.value,
+            scale=scale,
         )
-        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd)
+        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale)
         return g, d
     if data.dim:
         raise ModelConfigError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from gan_cli.models.layers import MinibatchStd
@@ -22,8 +23,13 @@ class MLPGenerator(nn.Module):
         norm: str,
         tanh: bool,
         activation: str = "leaky_relu",
+        scale: float | None = None,
     ) -> None:
         super().__init__()
+        if scale is not None:  # vector data: the net works in units of the data's scale
+            self.register_buffer("scale", torch.tensor(float(scale)))
+        else:
+            self.scale = None
         self.z_dim = z_dim
         self.out_shape = out_shape
         layers: list[nn.Module] = []
@@ -40,14 +46,26 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.net(z).view(len(z), *self.out_shape)
+        x = self.net(z).view(len(z), *self.out_shape)
+        return x if self.scale is None else x * self.scale
 
 
 class MLPDiscriminator(nn.Module):
     """x -> hidden... -> 1 logit per sample."""
 
-    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], norm: str, mbstd: bool = False) -> None:
+    def __init__(
+        self,
+        in_shape: tuple[int, ...],
+        hidden: list[int],
+        norm: str,
+        mbstd: bool = False,
+        scale: float | None = None,
+    ) -> None:
         super().__init__()
+        if scale is not None:  # vector data: inputs in units of the data's scale
+            self.register_buffer("scale", torch.tensor(float(scale)))
+        else:
+            self.scale = None
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
         for i, h in enumerate(hidden):
@@ -59,9 +77,12 @@ class MLPDiscriminator(nn.Module):
         layers.append(nn.Linear(width + int(mbstd), 1))
         self.net = nn.Sequential(*layers)
 
+    def _scaled(self, x: Tensor) -> Tensor:
+        return x if self.scale is None else x / self.scale
+
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.net(x).view(-1)
+        return self.net(self._scaled(x)).view(-1)
 
     def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The last hidden layer (for feature matching)."""
-        return self.net[:-1](x)
+        return self.net[:-1](self._scaled(x))
