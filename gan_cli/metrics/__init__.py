@@ -128,12 +128,12 @@ def _classifier_metrics(
     cache: Path,
     device: torch.device,
 ) -> dict[str, Any]:
-    from gan_cli.metrics.classifier import load_or_train, predict
+    from gan_cli.metrics.classifier import VERSION, load_or_train, predict
 
     k = gen.num_classes
     real = to_model_range(real_x)
     model, accuracy = load_or_train(
-        cache / "classifiers" / f"{fingerprint}-e{cfg.classifier_epochs}.pt",
+        cache / "classifiers" / f"{fingerprint}-e{cfg.classifier_epochs}-v{VERSION}.pt",
         real,
         real_y,
         k,

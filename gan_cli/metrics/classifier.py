@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# part of the cache key: a change to the architecture or training makes older cached classifiers stale
+VERSION = 2
+
 
 class SmallClassifier(nn.Module):
     """Three conv blocks and a linear head; `features` is the 128-d penultimate layer."""
@@ -45,10 +48,17 @@ class SmallClassifier(nn.Module):
 
 
 def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
-    """Random shifts of up to 2 px: a classifier that generalises beyond the exact real pixels."""
+    """Random shifts of up to 2 px, contrast and brightness jitter and pixel noise: features that
+    ignore what the eye ignores. Without the photometric part, lifting MNIST's black background by
+    1.5 % of the range moved the Frechet distance 140x its real-vs-real floor (with it: 1x)."""
     pad = F.pad(x, (2, 2, 2, 2), mode="replicate")
     dx, dy = torch.randint(0, 5, (2,), generator=gen).tolist()
-    return pad[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
+    x = pad[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
+    shape = (len(x), 1, 1, 1)
+    contrast = 1 + 0.1 * (2 * torch.rand(shape, generator=gen) - 1)
+    brightness = 0.05 * (2 * torch.rand(shape, generator=gen) - 1)
+    noise = 0.05 * torch.rand(shape, generator=gen) * torch.randn(x.shape, generator=gen)
+    return (x * contrast + brightness + noise).clamp(-1, 1)
 
 
 def train_classifier(
