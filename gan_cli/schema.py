@@ -128,10 +128,6 @@ class ModelConfig:
     g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
     d_hidden: list[int] = field(default_factory=lambda: [512, 256])
     g_activation: Activation = Activation.leaky_relu  # mlp G: relu can map whole regions of z to one point
-    # mlp D on vector data: random Fourier features of each point (Tancik et al. 2020); 0 = off. Their
-    # frequencies ~ N(0, d_fourier_std^2), in cycles per unit of the data's RMS scale
-    d_fourier: int = 0
-    d_fourier_std: float = 3.0
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
     d_channels: int = 64
@@ -312,12 +308,6 @@ def check_config(cfg: Config) -> None:
         problems.append(f"trainer.diffaugment: unknown {bad_aug}; valid: color, translation, cutout")
     if t.diffaugment and d.dim:
         problems.append("trainer.diffaugment is for images, not vector data")
-    if m.d_fourier < 0 or m.d_fourier_std <= 0:
-        problems.append(
-            f"model.d_fourier must be >= 0 and model.d_fourier_std > 0, got {m.d_fourier}, {m.d_fourier_std}"
-        )
-    if m.d_fourier and not (d.dim and m.name == ModelName.mlp):
-        problems.append("model.d_fourier is for the mlp discriminator on vector data (data.dim > 0)")
     if m.mbstd and m.name == ModelName.cgan:
         problems.append("model.mbstd is available for the mlp and dcgan discriminators")
     if m.pack > 1 and m.name == ModelName.cgan:

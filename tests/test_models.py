@@ -58,24 +58,6 @@ def test_mlp_on_points_works_in_units_of_the_data_scale(data, scale):
     assert "scale" not in image_g.state_dict()  # images are in [-1, 1] already
 
 
-def test_fourier_features_map_each_packed_point_alike():
-    from gan_cli.models.layers import FourierFeatures
-
-    ff = FourierFeatures(2, 16, 3.0)
-    x = torch.randn(6, 2)
-    single = ff(x)  # (6, 32)
-    assert single.shape == (6, 32)
-    torch.testing.assert_close(single[:, :16], torch.sin(2 * torch.pi * x @ ff.B))
-    packed = ff(x.reshape(2, 6))  # three points per row, as PacGAN stacks them
-    torch.testing.assert_close(packed, single.reshape(2, 3, 32).flatten(1))
-    cfg = compose_config(
-        "model=mlp", "data=ring8", "model.d_fourier=16", "model.pack=2", "trainer.batch_size=8", tiny=False
-    )
-    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
-    assert d(torch.randn(8, 2)).shape == (4,)
-    assert "d.net.1.B" in d.state_dict()  # the fixed frequencies travel with the checkpoint
-
-
 def test_mlp_classic_widths():
     cfg = compose_config("model=mlp", "data=ring8", tiny=False)
     g, d = build_models(cfg.model, cfg.data, cfg.loss.name)

@@ -120,8 +120,6 @@ def test_config_refuses_bad_combinations():
         check_config(compose_config("loss=hinge", "loss.label_smoothing=0.1"))
     with pytest.raises(ConfigError, match="unconditional"):
         check_config(compose_config("model=cgan", "model.pack=2"))
-    with pytest.raises(ConfigError, match="model.d_fourier is for the mlp discriminator on vector data"):
-        check_config(compose_config("model=mlp", "model.d_fourier=8"))  # images
 
 
 def test_minibatch_std_feature():

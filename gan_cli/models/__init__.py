@@ -99,8 +99,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             activation=model.g_activation.value,
             scale=scale,
         )
-        fourier = (data.dim, model.d_fourier, model.d_fourier_std) if model.d_fourier else None
-        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale, fourier=fourier)
+        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale)
         return g, d
     if data.dim:
         raise ModelConfigError(

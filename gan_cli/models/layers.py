@@ -24,19 +24,3 @@ class MinibatchStd(nn.Module):
         stat = stat.repeat(g)  # back to n, in the sample order of `grouped`
         shape = (n, 1, *x.shape[2:])
         return torch.cat([x, stat.view(n, *([1] * (x.dim() - 1))).expand(shape)], dim=1)
-
-
-class FourierFeatures(nn.Module):
-    """Random Fourier features (Tancik et al. 2020) of each `dim`-vector in the input: x ->
-    [sin 2pi Bx, cos 2pi Bx] with fixed B ~ N(0, scale^2). A plain MLP on 2-D points learns fine
-    detail very slowly (its spectral bias); on these features D resolves narrow modes within a few
-    hundred steps. Packed inputs (pack * dim features) are mapped sample by sample."""
-
-    def __init__(self, dim: int, n_freq: int, scale: float) -> None:
-        super().__init__()
-        self.dim = dim
-        self.register_buffer("B", scale * torch.randn(dim, n_freq))
-
-    def forward(self, x: Tensor) -> Tensor:
-        proj = 2 * torch.pi * x.reshape(len(x), -1, self.dim) @ self.B  # (N, pack, n_freq)
-        return torch.cat([proj.sin(), proj.cos()], dim=2).flatten(1)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from gan_cli.models.layers import FourierFeatures, MinibatchStd
+from gan_cli.models.layers import MinibatchStd
 from gan_cli.models.norm import norm_1d
 
 
@@ -60,9 +60,7 @@ class MLPDiscriminator(nn.Module):
         norm: str,
         mbstd: bool = False,
         scale: float | None = None,
-        fourier: tuple[int, int, float] | None = None,
     ) -> None:
-        """`fourier`: (sample dim, frequencies, their std) for a random Fourier feature input."""
         super().__init__()
         if scale is not None:  # vector data: inputs in units of the data's scale
             self.register_buffer("scale", torch.tensor(float(scale)))
@@ -70,10 +68,6 @@ class MLPDiscriminator(nn.Module):
             self.scale = None
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
-        if fourier:
-            dim, n_freq, freq_std = fourier
-            layers.append(FourierFeatures(dim, n_freq, freq_std))
-            width = width // dim * 2 * n_freq
         for i, h in enumerate(hidden):
             use_norm = norm if i > 0 else "none"
             layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
