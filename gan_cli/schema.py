@@ -152,6 +152,10 @@ class LossConfig:
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
     label_smoothing: float = 0.0  # one-sided: real target 1 - this (minimax, nonsaturating)
     feature_matching: bool = False  # G matches mean D features of real data (Salimans et al. 2016)
+    # top-k G updates (Sinha et al. 2020): G learns only from the fraction of its batch that D rates
+    # most realistic, annealed linearly from 1 to top_k over top_k_steps (0: top_k from the start)
+    top_k: float = 1.0
+    top_k_steps: int = 0
     unroll_steps: int = 0  # unrolled GAN: G steps against D k Adam steps ahead (Metz et al. 2017); 0 = off
 
 
@@ -313,6 +317,14 @@ def check_config(cfg: Config) -> None:
     if m.pack > 1 and m.name == ModelName.cgan:
         problems.append("model.pack > 1 is for unconditional models (a packed group has no single label)")
     lc = cfg.loss
+    if not 0.0 < lc.top_k <= 1.0 or lc.top_k_steps < 0:
+        problems.append(
+            f"loss.top_k must be in (0, 1] and loss.top_k_steps >= 0, got {lc.top_k}, {lc.top_k_steps}"
+        )
+    if lc.top_k < 1.0 and lc.feature_matching:
+        problems.append(
+            "loss.top_k ranks samples by D's score: it does not combine with loss.feature_matching"
+        )
     if lc.unroll_steps < 0:
         problems.append(f"loss.unroll_steps must be >= 0, got {lc.unroll_steps}")
     if lc.unroll_steps:

@@ -286,15 +286,25 @@ class Trainer:
                 with torch.no_grad():
                     gen_logits = self.D(self._d_input(fake.detach()), y)
             elif self.cfg.loss.unroll_steps:
-                loss_g = self.loss.g_loss(self._unrolled_logits(fake, y).float())
+                loss_g = self.loss.g_loss(self._top_k(self._unrolled_logits(fake, y).float()))
                 with torch.no_grad():  # the health metrics describe the real D
                     gen_logits = self.D(self._d_input(fake.detach()), y)
             else:
                 gen_logits = self.D(self._d_input(fake), y)
-                loss_g = self.loss.g_loss(gen_logits.float())
+                loss_g = self.loss.g_loss(self._top_k(gen_logits.float()))
         gn_g = self._update(self.G, self.opt_g, self.scaler_g, loss_g)
         self.D.requires_grad_(True)
         return loss_g, gen_logits, gn_g
+
+    def _top_k(self, logits: Tensor) -> Tensor:
+        """The logits of the samples (or packs) D rates most realistic: a fraction annealed
+        linearly from 1 to loss.top_k over loss.top_k_steps; the rest give G no gradient."""
+        lc = self.cfg.loss
+        if lc.top_k >= 1.0:
+            return logits
+        progress = min(1.0, self.step / lc.top_k_steps) if lc.top_k_steps else 1.0
+        k = max(1, round(len(logits) * (1.0 - progress * (1.0 - lc.top_k))))
+        return logits if k >= len(logits) else logits.topk(k, sorted=False).values
 
     def _unrolled_logits(self, fake: Tensor, y: Tensor | None) -> Tensor:
         """D's logits of `fake` after loss.unroll_steps surrogate D steps on fresh batches, which

@@ -259,3 +259,23 @@ def test_unrolling_refuses_what_it_cannot_unroll():
         check_config(compose_config("loss.unroll_steps=2", "optim.name=rmsprop"))
     with pytest.raises(ConfigError, match="loss.unroll_steps applies to"):
         check_config(compose_config("loss=wgan_gp", "loss.unroll_steps=2"))
+
+
+def test_top_k_keeps_the_best_rated_fraction_annealed(tmp_path):
+    trainer = Trainer(compose_config("model=mlp", "loss.top_k=0.5", "loss.top_k_steps=10"), tmp_path)
+    logits = torch.tensor([0.3, -2.0, 1.5, 0.0, -0.5, 2.0, 1.0, -1.0])
+    assert torch.equal(trainer._top_k(logits), logits)  # step 0: the whole batch
+    trainer.step = 5
+    assert len(trainer._top_k(logits)) == 6  # halfway: 75 %
+    trainer.step = 10
+    kept = trainer._top_k(logits)
+    assert sorted(kept.tolist()) == pytest.approx([0.3, 1.0, 1.5, 2.0])
+    # the dropped samples give G no gradient
+    fake = torch.randn(8, 1, 16, 16, requires_grad=True)
+    scores = trainer.D(fake)
+    trainer.loss.g_loss(trainer._top_k(scores)).backward()
+    worst = scores.detach().argsort()[:4]
+    assert fake.grad[worst].abs().sum() == 0 and fake.grad.abs().sum() > 0
+    trainer = Trainer(compose_config("model=mlp", "loss.top_k=0.5", "trainer.steps=3"), tmp_path / "run")
+    metrics = fit(trainer, tmp_path / "run")
+    assert math.isfinite(metrics["loss/g"])
