@@ -43,7 +43,7 @@ def test_mlp_generator_activation(act, cls):
         assert torch.equal(acts[0](-x.abs()), torch.zeros_like(x))
 
 
-@pytest.mark.parametrize("data,scale", [("ring8", 0.5**0.5), ("grid25", 8**0.5)])
+@pytest.mark.parametrize("data,scale", [("ring8", 1.0), ("grid25", 4.0)])
 def test_mlp_on_points_works_in_units_of_the_data_scale(data, scale):
     cfg = compose_config("model=mlp", f"data={data}")
     g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
