@@ -128,6 +128,7 @@ class ModelConfig:
     g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
     d_hidden: list[int] = field(default_factory=lambda: [512, 256])
     g_activation: Activation = Activation.leaky_relu  # mlp G: relu can map whole regions of z to one point
+    d_maxout: int = 0  # mlp D: > 1 = maxout units of this many pieces (the PacGAN paper's D uses 5)
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
     d_channels: int = 64
@@ -312,6 +313,8 @@ def check_config(cfg: Config) -> None:
         problems.append(f"trainer.diffaugment: unknown {bad_aug}; valid: color, translation, cutout")
     if t.diffaugment and d.dim:
         problems.append("trainer.diffaugment is for images, not vector data")
+    if m.d_maxout < 0 or (m.d_maxout and m.name != ModelName.mlp):
+        problems.append(f"model.d_maxout is for the mlp discriminator and must be >= 0, got {m.d_maxout}")
     if m.mbstd and m.name == ModelName.cgan:
         problems.append("model.mbstd is available for the mlp and dcgan discriminators")
     if m.pack > 1 and m.name == ModelName.cgan:

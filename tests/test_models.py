@@ -58,6 +58,18 @@ def test_mlp_on_points_works_in_units_of_the_data_scale(data, scale):
     assert "scale" not in image_g.state_dict()  # images are in [-1, 1] already
 
 
+def test_maxout_discriminator():
+    from gan_cli.models.layers import Maxout
+
+    x = torch.tensor([[1.0, 5.0, -2.0, 0.0, 3.0, 4.0]])
+    assert torch.equal(Maxout(3)(x), torch.tensor([[5.0, 4.0]]))
+    cfg = compose_config("model=mlp", "data=ring8", "model.d_maxout=5", "model.d_hidden=[16,8]", tiny=False)
+    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    widths = [m.out_features for m in d.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [80, 40, 1] and not any(isinstance(m, torch.nn.LeakyReLU) for m in d.modules())
+    assert d(torch.randn(4, 2)).shape == (4,)
+
+
 def test_mlp_classic_widths():
     cfg = compose_config("model=mlp", "data=ring8", tiny=False)
     g, d = build_models(cfg.model, cfg.data, cfg.loss.name)

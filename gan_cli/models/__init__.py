@@ -99,7 +99,9 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             activation=model.g_activation.value,
             scale=scale,
         )
-        d = MLPDiscriminator(d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale)
+        d = MLPDiscriminator(
+            d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale, maxout=model.d_maxout
+        )
         return g, d
     if data.dim:
         raise ModelConfigError(

@@ -24,3 +24,14 @@ class MinibatchStd(nn.Module):
         stat = stat.repeat(g)  # back to n, in the sample order of `grouped`
         shape = (n, 1, *x.shape[2:])
         return torch.cat([x, stat.view(n, *([1] * (x.dim() - 1))).expand(shape)], dim=1)
+
+
+class Maxout(nn.Module):
+    """(N, units * pieces) -> (N, units): the max over each unit's consecutive pieces."""
+
+    def __init__(self, pieces: int) -> None:
+        super().__init__()
+        self.pieces = pieces
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unflatten(1, (-1, self.pieces)).amax(dim=2)

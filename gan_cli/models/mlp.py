@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from gan_cli.models.layers import MinibatchStd
+from gan_cli.models.layers import Maxout, MinibatchStd
 from gan_cli.models.norm import norm_1d
 
 
@@ -60,7 +60,10 @@ class MLPDiscriminator(nn.Module):
         norm: str,
         mbstd: bool = False,
         scale: float | None = None,
+        maxout: int = 0,
     ) -> None:
+        """`maxout` > 1: each hidden unit is the max of that many linear pieces (Goodfellow et al.
+        2013; the PacGAN paper's D) instead of a LeakyReLU."""
         super().__init__()
         if scale is not None:  # vector data: inputs in units of the data's scale
             self.register_buffer("scale", torch.tensor(float(scale)))
@@ -70,7 +73,10 @@ class MLPDiscriminator(nn.Module):
         width = math.prod(in_shape)
         for i, h in enumerate(hidden):
             use_norm = norm if i > 0 else "none"
-            layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
+            if maxout > 1:
+                layers += [nn.Linear(width, h * maxout), Maxout(maxout), norm_1d(use_norm, h)]
+            else:
+                layers += [nn.Linear(width, h), norm_1d(use_norm, h), nn.LeakyReLU(0.2)]
             width = h
         if mbstd:
             layers.append(MinibatchStd())
