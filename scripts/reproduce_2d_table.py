@@ -49,6 +49,13 @@ def _env(threads: int) -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
+def _run(cmd: list[str], threads: int) -> None:
+    """A gan-cli subprocess; on failure, its own error output ends the script."""
+    result = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
+
+
 def train_and_eval(run: Run, overrides: list[str], threads: int) -> dict[str, float]:
     """One `gan-train` and one `gan-eval` in subprocesses; returns the metrics and the wall time."""
     if (run.run_dir / "eval.json").exists() and (run.run_dir / "time.json").exists():
@@ -68,16 +75,10 @@ def train_and_eval(run: Run, overrides: list[str], threads: int) -> dict[str, fl
         *overrides,
     ]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=_env(threads), capture_output=True, text=True)
+    _run(cmd, threads)
     seconds = time.perf_counter() - start
     (run.run_dir / "time.json").write_text(json.dumps({"train_s": seconds}))
-    subprocess.run(
-        [sys.executable, "-m", "gan_cli.eval_main", f"run={run.run_dir}", "metrics=[modes2d]"],
-        check=True,
-        env=_env(threads),
-        capture_output=True,
-        text=True,
-    )
+    _run([sys.executable, "-m", "gan_cli.eval_main", f"run={run.run_dir}", "metrics=[modes2d]"], threads)
     return {**json.loads((run.run_dir / "eval.json").read_text()), "train_s": seconds}
 
 
