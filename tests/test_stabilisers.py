@@ -261,6 +261,16 @@ def test_unrolling_refuses_what_it_cannot_unroll():
         check_config(compose_config("loss=wgan_gp", "loss.unroll_steps=2"))
 
 
+def test_top_k_refuses_fractions_outside_0_1_and_feature_matching():
+    from gan_cli.schema import ConfigError, check_config
+
+    for bad in ("loss.top_k=0", "loss.top_k=1.5", "loss.top_k_steps=-1"):
+        with pytest.raises(ConfigError, match=r"loss.top_k must be in \(0, 1\]"):
+            check_config(compose_config(bad))
+    with pytest.raises(ConfigError, match="loss.top_k ranks samples"):
+        check_config(compose_config("loss.top_k=0.5", "loss.feature_matching=true"))
+
+
 def test_top_k_keeps_the_best_rated_fraction_annealed(tmp_path):
     trainer = Trainer(compose_config("model=mlp", "loss.top_k=0.5", "loss.top_k_steps=10"), tmp_path)
     logits = torch.tensor([0.3, -2.0, 1.5, 0.0, -0.5, 2.0, 1.0, -1.0])
