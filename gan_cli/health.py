@@ -41,14 +41,24 @@ def mean_pairwise_distance(x: Tensor) -> Tensor:
 @contextlib.contextmanager
 def frozen_buffers(module: nn.Module) -> Iterator[None]:
     """Run a module without leaving a trace in its buffers (BatchNorm running statistics), so
-    that looking at G never changes the training state."""
-    saved = [b.clone() for b in module.buffers()]
+    that looking at G never changes the training state. BatchNorm layers run with momentum 0
+    (their statistics stay bit for bit) instead of being restored afterwards: autograd keeps
+    them for the backward pass, so the block may build a graph that is differentiated later."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    kept = {id(m.running_mean) for m in norms} | {id(m.running_var) for m in norms}
+    saved = [(b, b.clone()) for b in module.buffers() if id(b) not in kept]
+    for m in norms:
+        m.momentum = 0.0
     try:
         yield
     finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
         with torch.no_grad():
-            for b, s in zip(module.buffers(), saved, strict=True):
-                b.copy_(s)
+            for b, s in saved:
+                if not torch.equal(b, s):  # an untouched buffer keeps its autograd version
+                    b.copy_(s)
 
 
 @dataclass

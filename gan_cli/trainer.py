@@ -317,7 +317,9 @@ class Trainer:
             fake_logits = call_with(self.D, params, self._d_input(fake_k), y_k)
             return self.loss.d_loss(real_logits.float(), fake_logits.float())
 
-        params = unrolled_params(self.D, self.opt_d, self.cfg.loss.unroll_steps, surrogate_loss)
+        # the surrogate batches leave no trace in G's BatchNorm running statistics
+        with frozen_buffers(self.G):
+            params = unrolled_params(self.D, self.opt_d, self.cfg.loss.unroll_steps, surrogate_loss)
         return call_with(self.D, params, self._d_input(fake), y)
 
     def _feature_matching(self, fake: Tensor, y: Tensor | None) -> Tensor:

@@ -238,9 +238,12 @@ def test_unrolling_changes_g_gradient_through_d_reaction(tmp_path):
     unrolled = Trainer(compose_config(*over, "loss.unroll_steps=3"), tmp_path / "b")
     d_before = [p.clone() for p in unrolled.D.parameters()]
     fake = unrolled.G(unrolled._sample_z(64), None)
+    g_stats = [b.clone() for b in unrolled.G.buffers()]
     logits = unrolled._unrolled_logits(fake, None)
     # the real D is untouched by the surrogate steps, and G's loss depends on D's reaction
     assert all(torch.equal(a, b) for a, b in zip(d_before, unrolled.D.parameters(), strict=True))
+    # the surrogate batches leave G's BatchNorm statistics as they were
+    assert g_stats and all(torch.equal(a, b) for a, b in zip(g_stats, unrolled.G.buffers(), strict=True))
     assert not torch.allclose(logits, unrolled.D(fake))
     (g_grad,) = torch.autograd.grad(
         unrolled.loss.g_loss(logits), [next(unrolled.G.parameters())], retain_graph=True
