@@ -145,12 +145,13 @@ def main() -> None:
 
     def one(run: Run) -> dict[str, float]:
         metrics = train_and_eval(run, args.overrides, threads)
-        print(
+        # one write per line: two threads printing at once must not interleave
+        sys.stdout.write(
             f"{run.recipe} seed {run.seed}: modes {metrics['modes2d/modes']:.0f}, "
             f"HQ {metrics['modes2d/hq_pct']:.1f} %, rKL {metrics['modes2d/rkl']:.4f}, "
-            f"{metrics['train_s']:.0f} s",
-            flush=True,
+            f"{metrics['train_s']:.0f} s\n"
         )
+        sys.stdout.flush()
         return metrics
 
     with ThreadPoolExecutor(args.jobs) as pool:
