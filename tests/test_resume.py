@@ -234,6 +234,21 @@ def test_resume_refuses_model_and_data_changes(tmp_path):
     assert state["config"]["data"]["name"] == "fake"
 
 
+def test_resume_of_a_checkpoint_older_than_a_config_key(tmp_path):
+    """A key added to the schema after a run was written takes its default, which is what that
+    run did: resuming is not refused over it."""
+    first = run_cli(*TINY, "model=dcgan", "trainer.steps=2", "hydra.run.dir=run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    del state["config"]["model"]["g_activation"], state["config"]["loss"]["top_k"]
+    path.unlink()
+    torch.save(state, path)
+    ok = run_cli("resume=run", "trainer.steps=4", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert torch.load(path, weights_only=True)["step"] == 4
+
+
 def test_resume_from_one_step_checkpoint(tmp_path):
     run_cli(
         *TINY,
