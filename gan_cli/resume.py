@@ -42,6 +42,8 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
 
     Model and data overrides that differ from the checkpoint are refused, all listed at once."""
     cfg = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    # a key the checkpoint lacks was added after it was written: its default is what that run did
+    before = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     for o in _parsed_task_overrides():
         key = o.key_or_group
         if key == "resume" or key.startswith("hydra"):
@@ -55,9 +57,6 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
         else:
             OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
     now = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    # a key the checkpoint lacks was added after it was written: its default is what that run did
-    with_defaults = OmegaConf.merge(OmegaConf.structured(Config), saved)
-    before = _flatten(OmegaConf.to_container(with_defaults, resolve=True, enum_to_str=True))
     mismatches = [
         f"{k}: checkpoint has {before.get(k)!r}, this command asks for {now.get(k)!r}"
         for k in sorted(set(now) | set(before))
