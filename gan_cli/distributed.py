@@ -71,9 +71,9 @@ def broadcast_module(module: nn.Module) -> None:
             dist.broadcast(t.data, src=0)
 
 
-def average_gradients(module: nn.Module, world: int) -> None:
-    """One all-reduce of all gradients of `module`, divided by the number of ranks."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+def average_gradients(params: list[torch.Tensor], world: int) -> None:
+    """One all-reduce of the gradients of `params`, divided by the number of ranks."""
+    grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
