@@ -98,20 +98,23 @@ def sample(cmd: SampleCommand) -> Path:
     import torch
     from torchvision.utils import save_image
 
+    from gan_cli.latent import sample_latents
     from gan_cli.logs import image_grid, scatter_image
-    from gan_cli.sampling import generate, latents, load_generator, slerp, to_uint8
+    from gan_cli.sampling import generate, load_generator, slerp, to_uint8
 
     gen = load_generator(cmd.run, torch.device(cmd.device))
     rng = torch.Generator().manual_seed(cmd.seed)
     z_dim = gen.model.z_dim
     if cmd.interpolate > 0:
         rows = max(1, cmd.n // cmd.interpolate)
-        a, b = latents(rows, z_dim, rng, cmd.truncation), latents(rows, z_dim, rng, cmd.truncation)
+        a, b = (sample_latents(gen.model, rows, rng, cmd.truncation) for _ in range(2))
         t = torch.linspace(0, 1, cmd.interpolate).view(1, -1, 1)
-        z = slerp(a[:, None], b[:, None], t).reshape(-1, z_dim)
+        # slerp keeps normal codes at a typical norm; mixture codes walk straight across the gaps
+        walk = slerp if gen.model.z_components == 0 else torch.lerp
+        z = walk(a[:, None], b[:, None], t).reshape(-1, z_dim)
         nrow = cmd.interpolate
     else:
-        z = latents(cmd.n, z_dim, rng, cmd.truncation)
+        z = sample_latents(gen.model, cmd.n, rng, cmd.truncation)
         nrow = cmd.nrow
     y = None
     if gen.conditional:

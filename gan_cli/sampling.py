@@ -82,16 +82,6 @@ def load_generator(run: str | Path, device: torch.device) -> LoadedGenerator:
     return generator_from_state(load_checkpoint(path, (FORMAT, GENERATOR_FORMAT)), path, device)
 
 
-def latents(n: int, z_dim: int, gen: torch.Generator, truncation: float = 0.0) -> Tensor:
-    """Standard normal codes; with `truncation` t > 0, every component beyond |t| is redrawn
-    (the truncation trick: fewer, more typical samples)."""
-    z = torch.randn(n, z_dim, generator=gen)
-    if truncation > 0:
-        while (bad := z.abs() > truncation).any():
-            z[bad] = torch.randn(int(bad.sum()), generator=gen)
-    return z
-
-
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     """Spherical interpolation between rows of a and b at fractions t (the usual walk for
     Gaussian latents, which keeps codes at a typical norm)."""

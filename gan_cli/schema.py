@@ -124,6 +124,11 @@ class DataConfig:
 class ModelConfig:
     name: ModelName = MISSING
     z_dim: int = 100
+    # latent prior: 0 = standard normal; K > 0 = a mixture of K Gaussians with fixed means spread
+    # over [-1, 1]^z_dim and std z_component_std (GM-GAN, Ben-Yosef & Weinshall 2018): its empty
+    # gaps let G jump between separate modes without samples in between (latent.py)
+    z_components: int = 0
+    z_component_std: float = 0.03
     # mlp: hidden widths of G (input to output) and D (input to output)
     g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
     d_hidden: list[int] = field(default_factory=lambda: [512, 256])
@@ -306,6 +311,10 @@ def check_config(cfg: Config) -> None:
         )
     if m.z_dim < 1:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
+    if m.z_components < 0:
+        problems.append(f"model.z_components must be >= 0 (0 = standard normal prior), got {m.z_components}")
+    if m.z_component_std <= 0:
+        problems.append(f"model.z_component_std must be > 0, got {m.z_component_std}")
     if m.pack < 1 or t.batch_size % m.pack:
         problems.append(f"model.pack={m.pack} must be >= 1 and divide trainer.batch_size={t.batch_size}")
     bad_aug = [a for a in t.diffaugment if a not in ("color", "translation", "cutout")]

@@ -30,6 +30,7 @@ from gan_cli.checkpoint import (
 from gan_cli.data import make_batches, mixture_modes
 from gan_cli.distributed import DistInfo
 from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
+from gan_cli.latent import sample_latents
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, is_conditional
@@ -214,15 +215,14 @@ class Trainer:
             labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(nrow)
         else:
             nrow = max(1, round(n**0.5))
-        z = torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=gen)
-        return z, labels, nrow
+        return sample_latents(self.cfg.model, n, gen), labels, nrow
 
     def _real_diversity(self) -> float:
         real = self.batches.reference(self.cfg.trainer.health.diversity_samples, self.cfg.trainer.seed + 3)
         return float(mean_pairwise_distance(real))
 
     def _sample_z(self, n: int) -> Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, device=self.device, generator=self.noise_gen)
+        return sample_latents(self.cfg.model, n, self.noise_gen)
 
     def _d_input(self, x: Tensor) -> Tensor:
         """What D sees of a batch: DiffAugment'ed (trainer.diffaugment), then instance noise."""

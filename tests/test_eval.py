@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from gan_cli.data import load_dataset, mixture_modes
+from gan_cli.latent import sample_latents
 from gan_cli.metrics import evaluate, features
 from gan_cli.metrics.modes2d import modes2d
-from gan_cli.sampling import LoadedGenerator, latents, slerp
-from gan_cli.schema import EvalConfig
+from gan_cli.sampling import LoadedGenerator, slerp
+from gan_cli.schema import EvalConfig, ModelConfig
 from tests.conftest import TINY, compose_config, run_cli
 
 
@@ -126,7 +127,7 @@ def test_classifier_metric_real_vs_shuffled_labels(mnist5k, tmp_path):
 
 # ---- sampling --------------------------------------------------------------------------------
 def test_truncation_and_slerp():
-    z = latents(500, 16, torch.Generator().manual_seed(0), truncation=0.5)
+    z = sample_latents(ModelConfig(z_dim=16), 500, torch.Generator().manual_seed(0), truncation=0.5)
     assert z.abs().max() <= 0.5
     a, b = torch.randn(3, 16), torch.randn(3, 16)
     assert torch.allclose(slerp(a, b, torch.zeros(3, 1)), a, atol=1e-5)

@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from gan_cli.latent import component_means, sample_latents
 from gan_cli.losses import r1_penalty, smoothed_gan_d
 from gan_cli.models import Packed, build_models
+from gan_cli.schema import ModelConfig
 from gan_cli.trainer import Trainer
 from tests.conftest import compose_config
 from tests.test_resume import assert_same_state
@@ -79,6 +81,7 @@ def test_instance_noise_anneals_to_zero(tmp_path):
         "model.mbstd=true",
         "optim.schedule=cosine",
         "loss.unroll_steps=2",
+        "model.z_components=16",
     ],
 )
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
@@ -98,6 +101,7 @@ def test_stabilisers_keep_exact_resume(tmp_path):
         "trainer.instance_noise_steps=4",
         "trainer.diffaugment=[color,translation,cutout]",
         "loss.unroll_steps=1",
+        "model.z_components=8",
     ]
     straight = Trainer(compose_config(*over, "trainer.steps=6"), tmp_path / "a")
     fit(straight, tmp_path / "a")
@@ -120,6 +124,10 @@ def test_config_refuses_bad_combinations():
         check_config(compose_config("loss=hinge", "loss.label_smoothing=0.1"))
     with pytest.raises(ConfigError, match="unconditional"):
         check_config(compose_config("model=cgan", "model.pack=2"))
+    with pytest.raises(ConfigError, match="model.z_components must be >= 0"):
+        check_config(compose_config("model.z_components=-1"))
+    with pytest.raises(ConfigError, match="model.z_component_std must be > 0"):
+        check_config(compose_config("model.z_components=4", "model.z_component_std=0"))
 
 
 def test_minibatch_std_feature():
@@ -292,3 +300,35 @@ def test_top_k_keeps_the_best_rated_fraction_annealed(tmp_path):
     trainer = Trainer(compose_config("model=mlp", "loss.top_k=0.5", "trainer.steps=3"), tmp_path / "run")
     metrics = fit(trainer, tmp_path / "run")
     assert math.isfinite(metrics["loss/g"])
+
+
+def test_normal_prior_draws_exactly_what_randn_draws():
+    # the default prior leaves every existing recipe's random stream (and its results) unchanged
+    z = sample_latents(ModelConfig(z_dim=5), 7, torch.Generator().manual_seed(3))
+    assert torch.equal(z, torch.randn(7, 5, generator=torch.Generator().manual_seed(3)))
+
+
+def test_mixture_prior_clusters_on_fixed_means_in_equal_shares():
+    model = ModelConfig(z_dim=2, z_components=10, z_component_std=0.02)
+    means = component_means(2, 10)
+    assert means.shape == (10, 2) and means.abs().max() <= 1
+    assert torch.equal(means, component_means(2, 10).clone())  # fixed: the same in every call
+    assert torch.cdist(means, means).add(torch.eye(10) * 9).min() > 0.1  # spread out, no near pairs
+    z = sample_latents(model, 20_000, torch.Generator().manual_seed(0))
+    dist, nearest = torch.cdist(z, means).min(dim=1)
+    assert dist.max() < 6 * 0.02  # every code sits in one component
+    share = torch.bincount(nearest, minlength=10) / len(z)
+    assert share.min() > 0.09 and share.max() < 0.11
+    offset = z - means[nearest]
+    assert offset.std().item() == pytest.approx(0.02, rel=0.05)
+    truncated = sample_latents(model, 2000, torch.Generator().manual_seed(1), truncation=0.5)
+    t_dist = torch.cdist(truncated, means).min(dim=1).values
+    assert t_dist.max() <= 0.5 * 0.02 * math.sqrt(2) + 1e-6  # truncation bounds the offset
+
+
+def test_trainer_draws_its_noise_from_the_mixture_prior(tmp_path):
+    cfg = compose_config("model=mlp", "data=ring8", "model.z_dim=2", "model.z_components=4")
+    trainer = Trainer(cfg, tmp_path)
+    means = component_means(2, 4)
+    for z in (trainer.fixed_z, trainer._sample_z(64)):
+        assert torch.cdist(z, means).min(dim=1).values.max() < 6 * 0.03

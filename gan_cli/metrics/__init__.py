@@ -12,11 +12,12 @@ from torch import Tensor
 
 from gan_cli.checkpoint import cached
 from gan_cli.data import load_dataset, mixture_modes, to_model_range
+from gan_cli.latent import sample_latents
 from gan_cli.metrics import features as feat
 from gan_cli.metrics.inception import EvalError, InceptionFeatures, find_weights
 from gan_cli.metrics.modes2d import SAMPLES as MODES2D_SAMPLES
 from gan_cli.metrics.modes2d import modes2d
-from gan_cli.sampling import LoadedGenerator, generate, latents
+from gan_cli.sampling import LoadedGenerator, generate
 from gan_cli.schema import EvalConfig
 
 __all__ = ["EvalError", "evaluate", "preflight"]
@@ -36,7 +37,7 @@ def preflight(metrics: list[str], gen_data_name: str, labelled: bool, cfg: EvalC
 def _fake(gen: LoadedGenerator, n: int, seed: int, batch_size: int) -> tuple[Tensor, Tensor | None]:
     """n samples; conditional models get the classes in equal shares, in order."""
     rng = torch.Generator().manual_seed(seed)
-    z = latents(n, gen.model.z_dim, rng)
+    z = sample_latents(gen.model, n, rng)
     y = torch.arange(n) % gen.num_classes if gen.conditional else None
     return generate(gen, z, y, batch_size), y
 
