@@ -12,7 +12,7 @@ from gan_cli.data import load_dataset, mixture_modes
 from gan_cli.latent import sample_latents
 from gan_cli.metrics import evaluate, features
 from gan_cli.metrics.modes2d import modes2d
-from gan_cli.sampling import LoadedGenerator, slerp
+from gan_cli.sampling import LoadedGenerator, generate, load_generator, slerp
 from gan_cli.schema import EvalConfig, ModelConfig
 from tests.conftest import TINY, compose_config, run_cli
 
@@ -229,6 +229,32 @@ def test_eval_during_training_keeps_best(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert saved["step"] == 6 and 0 <= saved["modes2d/modes"] <= 8
+
+
+def test_gan_sample_draws_from_the_runs_mixture_prior(tmp_path):
+    result = run_cli(
+        *TINY,
+        "model=mlp",
+        "data=ring8",
+        "data.image_size=0",
+        "data.channels=0",
+        "model.z_dim=2",
+        "model.z_components=4",
+        "trainer.steps=2",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for args in (["out=x.npy"], ["out=w.npy", "interpolate=3"]):
+        out = run_cli("run=run", "n=12", "seed=5", *args, cwd=tmp_path, module="gan_cli.sample_main")
+        assert out.returncode == 0, out.stderr[-2000:]
+    gen = load_generator(tmp_path / "run", torch.device("cpu"))
+    z = sample_latents(gen.model, 12, torch.Generator().manual_seed(5))
+    assert np.allclose(np.load(tmp_path / "x.npy"), generate(gen, z, None).numpy(), atol=1e-6)
+    rng = torch.Generator().manual_seed(5)
+    a, b = (sample_latents(gen.model, 4, rng) for _ in range(2))  # a walk: 4 rows of 3 points, a to b
+    walk = torch.lerp(a[:, None], b[:, None], torch.linspace(0, 1, 3).view(1, -1, 1)).reshape(-1, 2)
+    assert np.allclose(np.load(tmp_path / "w.npy"), generate(gen, walk, None).numpy(), atol=1e-6)
 
 
 def test_gan_report_on_a_two_job_sweep(tmp_path):
