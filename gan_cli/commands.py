@@ -178,6 +178,7 @@ def format_table(results: dict[str, Any]) -> str:
 def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
     import torch
 
+    from gan_cli.logs import json_safe
     from gan_cli.metrics import evaluate
     from gan_cli.sampling import load_generator
 
@@ -205,7 +206,7 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
         else (run if run.is_dir() else gen.source.parent.parent) / "eval.json"
     )
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    out.write_text(json.dumps({**previous, **record}, indent=2) + "\n")
+    out.write_text(json.dumps(json_safe({**previous, **record}), indent=2) + "\n")
     print(format_table(record))
     if "note" in results:
         print(f"note: {results['note']}")

@@ -27,6 +27,11 @@ def _truncate_jsonl(path: Path, last_step: int) -> None:
     path.write_text("".join(k + "\n" for k in kept))
 
 
+def json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    """NaN and inf become null: standard JSON, which other tools can read."""
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in values.items()}
+
+
 class RunLogger:
     def __init__(
         self, run_dir: Path, total_steps: int, start_step: int, progress: bool, tensorboard: bool
@@ -62,8 +67,7 @@ class RunLogger:
         self.jsonl = open(self.jsonl_path, "a")  # noqa: SIM115
 
     def metrics(self, step: int, values: dict[str, Any], warnings: list[str]) -> None:
-        clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in values.items()}
-        record = {"step": step, **clean, "warnings": warnings}
+        record = {"step": step, **json_safe(values), "warnings": warnings}
         self.jsonl.write(json.dumps(record) + "\n")
         self.jsonl.flush()
         if self.tb is not None:

@@ -35,7 +35,8 @@ PAPER = {
     "grid25": [("GAN (paper)", 17.3, None, None), ("PacGAN4 (paper)", 24.8, 93.6, 0.04)],
 }
 MODES = {"ring8": 8, "grid25": 25}
-KEYS = ("modes2d/modes", "modes2d/hq_pct", "modes2d/rkl")
+KEYS = ("modes2d/modes", "modes2d/hq_pct", "modes2d/rkl", "modes2d/spread")
+FORMATS = ("{:.2f} ± {:.2f}", "{:.1f} ± {:.1f}", "{:.4f} ± {:.4f}", "{:.2f} ± {:.2f}")
 
 
 @dataclass
@@ -57,29 +58,30 @@ def _run(cmd: list[str], threads: int) -> None:
 
 
 def train_and_eval(run: Run, overrides: list[str], threads: int) -> dict[str, float]:
-    """One `gan-train` and one `gan-eval` in subprocesses; returns the metrics and the wall time."""
-    if (run.run_dir / "eval.json").exists() and (run.run_dir / "time.json").exists():
-        return {
-            **json.loads((run.run_dir / "eval.json").read_text()),
-            **json.loads((run.run_dir / "time.json").read_text()),
-        }
-    cmd = [
-        sys.executable,
-        "-m",
-        "gan_cli.train",
-        f"experiment={run.recipe}",
-        f"trainer.seed={run.seed}",
-        f"hydra.run.dir={run.run_dir}",
-        "trainer.progress=false",
-        "eval.every=0",
-        *overrides,
-    ]
-    start = time.perf_counter()
-    _run(cmd, threads)
-    seconds = time.perf_counter() - start
-    (run.run_dir / "time.json").write_text(json.dumps({"train_s": seconds}))
-    _run([sys.executable, "-m", "gan_cli.eval_main", f"run={run.run_dir}", "metrics=[modes2d]"], threads)
-    return {**json.loads((run.run_dir / "eval.json").read_text()), "train_s": seconds}
+    """One `gan-train` and one `gan-eval` in subprocesses; returns the metrics and the wall time.
+    A run that already trained (time.json) is not trained again, and its eval.json is reused when it
+    has every metric of the table."""
+    time_file, eval_file = run.run_dir / "time.json", run.run_dir / "eval.json"
+    if not time_file.exists():
+        cmd = [
+            sys.executable,
+            "-m",
+            "gan_cli.train",
+            f"experiment={run.recipe}",
+            f"trainer.seed={run.seed}",
+            f"hydra.run.dir={run.run_dir}",
+            "trainer.progress=false",
+            "eval.every=0",
+            *overrides,
+        ]
+        start = time.perf_counter()
+        _run(cmd, threads)
+        time_file.write_text(json.dumps({"train_s": time.perf_counter() - start}))
+    metrics = json.loads(eval_file.read_text()) if eval_file.exists() else {}
+    if not set(KEYS) <= metrics.keys():
+        _run([sys.executable, "-m", "gan_cli.eval_main", f"run={run.run_dir}", "metrics=[modes2d]"], threads)
+        metrics = json.loads(eval_file.read_text())
+    return {**metrics, **json.loads(time_file.read_text())}
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -101,18 +103,19 @@ def table(results: dict[str, list[dict[str, float]]], jobs: int) -> str:
         lines += [
             f"**{data}** ({MODES[data]} modes; 2,500 samples; high quality = within 3 std of a mode)",
             "",
-            "| recipe | seeds | modes | high-quality % | reverse KL | train time (s) |",
-            "|---|---|---|---|---|---|",
+            "| recipe | seeds | modes | high-quality % | reverse KL | spread (data: 1) | train time (s) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for label, modes, hq, rkl in PAPER[data]:
             lines.append(
-                f"| {label} | | {modes} | {'-' if hq is None else hq} | {'-' if rkl is None else rkl} | |"
+                f"| {label} | | {modes} | {'-' if hq is None else hq} | {'-' if rkl is None else rkl} | - | |"
             )
         for recipe in ours:
             rows = results[recipe]
             cells = []
-            for key, fmt in zip(KEYS, ("{:.2f} ± {:.2f}", "{:.1f} ± {:.1f}", "{:.4f} ± {:.4f}"), strict=True):
-                cells.append(fmt.format(*mean_se([r[key] for r in rows])))
+            for key, fmt in zip(KEYS, FORMATS, strict=True):
+                values = [r[key] for r in rows if r[key] is not None]  # spread: null without HQ samples
+                cells.append(fmt.format(*mean_se(values)) if values else "-")
             times = [r["train_s"] for r in rows]
             label = f"{RECIPES[recipe][1]}: `experiment={recipe}`"
             lines.append(f"| {label} | {len(rows)} | {' | '.join(cells)} | {max(times):.0f} max |")

@@ -64,7 +64,19 @@ def test_modes2d_perfect_generator():
         -2, 2
     )
     out = modes2d(pts, modes, std=0.01)
-    assert out == {"modes2d/modes": 8.0, "modes2d/hq_pct": 100.0, "modes2d/rkl": pytest.approx(0.0, abs=1e-9)}
+    assert out["modes2d/modes"] == 8.0 and out["modes2d/hq_pct"] == 100.0
+    assert out["modes2d/rkl"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_modes2d_spread_is_one_for_the_data_and_sees_tight_clusters():
+    modes = mixture_modes("grid25")
+    which = torch.randint(0, 25, (20_000,), generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(1))
+    data = modes2d(modes[which] + 0.05 * noise, modes, std=0.05)
+    assert data["modes2d/spread"] == pytest.approx(1.0, abs=0.02)
+    assert data["modes2d/hq_pct"] == pytest.approx(98.9, abs=0.3)  # the data's own score
+    tight = modes2d(modes[which] + 0.025 * noise, modes, std=0.05)  # half as wide: scores higher
+    assert tight["modes2d/spread"] == pytest.approx(0.5, abs=0.02) and tight["modes2d/hq_pct"] > 99.9
 
 
 def test_modes2d_collapsed_and_off_mode():
@@ -76,7 +88,9 @@ def test_modes2d_collapsed_and_off_mode():
         "modes2d/modes": 2.0,
         "modes2d/hq_pct": 50.0,
         "modes2d/rkl": pytest.approx(math.log(25 / 2)),
+        "modes2d/spread": 0.0,  # the HQ samples sit exactly on their modes
     }
+    assert math.isnan(modes2d(modes[:2] + 1.0, modes, std=0.05)["modes2d/spread"])
 
 
 # ---- the classifier metric on real data with right and with shuffled labels ---------------------
