@@ -71,5 +71,6 @@ def test_reproduce_2d_table_runs_seeds_and_writes_the_table(tmp_path):
         assert 0 <= r["modes2d/modes"] <= 8 and 0 <= r["modes2d/hq_pct"] <= 100
     md = (out / "table.md").read_text()
     mean = sum(r["modes2d/modes"] for r in runs) / 2
-    assert "| PacGAN4 (paper) | | 7.8 | 95.9 | 0.07 | |" in md
+    assert "| PacGAN4 (paper) | | 7.8 | 95.9 | 0.07 | - | |" in md
+    assert "| reverse KL | spread (data: 1) |" in md
     assert f"| plain GAN (gan-cli): `experiment=ring8` | 2 | {mean:.2f} ± " in md
