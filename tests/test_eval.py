@@ -217,13 +217,13 @@ def test_gan_eval_preflight_names_the_weights(cgan_run, tmp_path):
 
 
 # ---- evaluation during training, best.pt, and gan-report --------------------------------------
+# the tiny run config on 2-D points
+TINY_RING = (*TINY, "model=mlp", "data=ring8", "data.image_size=0", "data.channels=0")
+
+
 def test_eval_during_training_keeps_best(tmp_path):
     result = run_cli(
-        *TINY,
-        "model=mlp",
-        "data=ring8",
-        "data.image_size=0",
-        "data.channels=0",
+        *TINY_RING,
         "trainer.steps=6",
         "trainer.log_every=2",
         "eval.every=3",
@@ -247,11 +247,7 @@ def test_eval_during_training_keeps_best(tmp_path):
 
 def test_gan_sample_draws_from_the_runs_mixture_prior(tmp_path):
     result = run_cli(
-        *TINY,
-        "model=mlp",
-        "data=ring8",
-        "data.image_size=0",
-        "data.channels=0",
+        *TINY_RING,
         "model.z_dim=2",
         "model.z_components=4",
         "trainer.steps=2",
