@@ -172,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 f"checkpoints/. To train longer: gan-train resume={run_dir} trainer.steps={2 * t.steps}",
                 flush=True,
             )
+        distributed.shutdown(finished=True)
     finally:
         distributed.shutdown()
     return metrics

@@ -59,8 +59,14 @@ def init(info: DistInfo, device_type: str) -> None:
     _control = dist.new_group(backend="gloo") if backend != "gloo" else dist.group.WORLD
 
 
-def shutdown() -> None:
+def shutdown(finished: bool = False) -> None:
+    """Leave the process group. After a run that `finished` on every rank, the ranks first meet at
+    a barrier, so that none tears its connections down while a peer still uses them (a gloo rank
+    that did so was seen to abort at exit); after an error they leave at once, without waiting for
+    ranks that may be gone."""
     if dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
