@@ -22,8 +22,9 @@ FIELDS = ("loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g")
 
 WARNING_TEXT = {
     "D_OVERPOWERS": "D separates real from fake almost perfectly (d/real > {overpower_real}, "
-    "d/fake < {overpower_fake}); G gets vanishing gradients. Try a lower optim.lr_d, "
-    "loss=hinge or nonsaturating, label smoothing or fewer D steps.",
+    "d/fake < {overpower_fake}); G gets vanishing gradients. Try a lower optim.lr_d, label "
+    "smoothing or fewer D steps (after loss=minimax: loss=nonsaturating or hinge); a small data set "
+    "that D memorises: trainer.diffaugment=[translation] or loss.r1_gamma.",
     "D_FAILING": "D scores real data below {failing_real} on average: it is losing the game. "
     "Try a higher optim.lr_d or a smaller optim.lr_g.",
     "G_COLLAPSE": "the diversity of fixed-noise samples fell below {collapse_ratio} of a real "
