@@ -201,6 +201,9 @@ class TrainerConfig:
     keep_ckpts: int = 3  # newest step checkpoints kept besides last.pt
     n_samples: int = 64  # fixed-noise grid size (conditional: samples per class row = n // classes)
     ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
+    # BatchNorm statistics of the EMA generator re-estimated from this many batches of fixed noise
+    # before it is sampled, evaluated or saved; 0 = keep the live G's (which fit other weights)
+    ema_bn_batches: int = 50
     on_nonfinite: OnNonFinite = OnNonFinite.stop
     rollback_lr_factor: float = 0.5
     diffaugment: list[str] = field(default_factory=list)  # DiffAugment: any of color, translation, cutout
@@ -292,6 +295,8 @@ def check_config(cfg: Config) -> None:
             problems.append(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
     if t.batch_size < 2:
         problems.append("trainer.batch_size must be >= 2 (batch norm needs two samples)")
+    if t.ema_bn_batches < 0:
+        problems.append(f"trainer.ema_bn_batches must be >= 0, got {t.ema_bn_batches}")
     if not 0.0 <= t.ema_decay < 1.0:
         problems.append(f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
     if cfg.loss.n_critic < 1:

@@ -10,6 +10,7 @@ import math
 import random
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from gan_cli.latent import sample_latents
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, is_conditional
+from gan_cli.models.norm import recompute_batchnorm_stats
 from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision, Schedule
 from gan_cli.unroll import call_with, unrolled_params
 
@@ -146,17 +148,19 @@ class Trainer:
                 "trainer.sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernel); on the CPU, "
                 "BatchNorm statistics stay per rank (trainer.sync_bn=false)."
             )
-        if self.dist.enabled and t.sync_bn:
-            self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
-            self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         if self.dist.enabled:
             distributed.broadcast_module(self.G)
             distributed.broadcast_module(self.D)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         self.G_ema = None
         if t.ema_decay > 0:
+            # before SyncBatchNorm: re-estimating the EMA's statistics is local to each rank
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self._ema_stats_step = -1  # the step whose BatchNorm statistics G_ema holds (-1: G's)
+        if self.dist.enabled and t.sync_bn:
+            self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+            self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
         if t.compile:
             # in place, so state_dict keys (and checkpoints) stay those of the plain modules
             self.G.compile()
@@ -374,10 +378,35 @@ class Trainer:
         if buffers:
             torch._foreach_copy_(ema_buffers, buffers)
 
+    @torch.no_grad()
+    def _ema_own_stats(self) -> None:
+        """Give G_ema BatchNorm statistics of its own weights before anyone looks at it or saves
+        it (trainer.ema_bn_batches; the training steps copy G's). Fixed noise, once per step: every
+        rank, a resumed run and a repeated call all get the same numbers, and no training stream moves."""
+        batches = self.cfg.trainer.ema_bn_batches
+        if self.G_ema is None or batches == 0 or self._ema_stats_step == self.step:
+            return
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.trainer.seed + 4)
+        size = self.cfg.trainer.batch_size
+
+        def inputs() -> Iterator[tuple[Tensor, Tensor | None]]:
+            for _ in range(batches):
+                z = sample_latents(self.cfg.model, size, gen)
+                y = None
+                if self.conditional:
+                    y = torch.randint(0, self.num_classes, (size,), generator=gen, device=self.device)
+                yield z, y
+
+        with self._autocast():
+            recompute_batchnorm_stats(self.G_ema, inputs())
+        self._ema_stats_step = self.step
+
     # ---- looking at G ---------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, z: Tensor, y: Tensor | None, use_ema: bool = True) -> Tensor:
         """Samples from the EMA generator (or G) in eval mode; never touches the training state."""
+        if use_ema:
+            self._ema_own_stats()
         net = self.G_ema if (use_ema and self.G_ema is not None) else self.G
         was_training = net.training
         net.eval()
@@ -412,6 +441,7 @@ class Trainer:
     def state_dict(self, gather: bool = True) -> dict[str, Any]:
         """The whole training state; with `gather` (a collective call under torchrun) it holds
         every rank's data and noise streams, else only this rank's."""
+        self._ema_own_stats()
         return {
             "version": __version__,
             "step": self.step,
@@ -479,12 +509,14 @@ class Trainer:
             self.noise_gen.set_state(rng["noise"])
         self.health.load_state_dict(state["health"])
         self.step = int(state["step"])
+        self._ema_stats_step = -1
         self.rollbacks = int(state.get("rollbacks", 0))
         self.elapsed = float(state.get("elapsed", 0.0))
         self.best = state.get("best")
 
     def export_generator(self, path: Path) -> None:
         """G's (EMA) weights and the configs that rebuild it: enough to sample without training."""
+        self._ema_own_stats()
         net = self.G_ema if self.G_ema is not None else self.G
         cfg = config_dict(self.cfg)
         save_atomic(
@@ -574,6 +606,7 @@ class Trainer:
         from gan_cli.metrics import evaluate
         from gan_cli.sampling import LoadedGenerator
 
+        self._ema_own_stats()
         net = self.G_ema if self.G_ema is not None else self.G
         was_training = net.training
         net.eval()

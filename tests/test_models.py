@@ -5,6 +5,7 @@ import torch
 
 from gan_cli.models import build_models, resolve_norms
 from gan_cli.models.dcgan import num_blocks
+from gan_cli.models.norm import recompute_batchnorm_stats
 from gan_cli.schema import LossName, ModelName
 from tests.conftest import compose_config
 
@@ -132,3 +133,26 @@ def test_cgan_needs_labels():
     cfg = compose_config("model=cgan", "data.num_classes=0")
     with pytest.raises(ModelConfigError, match="labelled"):
         build_models(cfg.model, cfg.data, cfg.loss.name)
+
+
+def test_recompute_batchnorm_stats_averages_the_batches():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, momentum=0.3))
+    batches = [(torch.randn(16, 3) * (i + 1) + i,) for i in range(5)]
+    assert recompute_batchnorm_stats(net, iter(batches))
+    with torch.no_grad():
+        hidden = [net[0](x) for (x,) in batches]
+    bn = net[1]
+    torch.testing.assert_close(bn.running_mean, torch.stack([h.mean(0) for h in hidden]).mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack([h.var(0) for h in hidden]).mean(0))
+    assert int(bn.num_batches_tracked) == 5
+    assert bn.momentum == 0.3 and not net.training  # left as found, in eval mode
+    # a second pass gives the same statistics (nothing left over from the first)
+    mean = bn.running_mean.clone()
+    recompute_batchnorm_stats(net, iter(batches))
+    torch.testing.assert_close(bn.running_mean, mean)
+
+
+def test_recompute_batchnorm_stats_without_batchnorm():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    assert not recompute_batchnorm_stats(net, iter(()))

@@ -121,3 +121,45 @@ def test_seed_reproduces_run(tmp_path):
     fit(b, tmp_path / "b")
     for pa, pb in zip(a.G.parameters(), b.G.parameters(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def _bn_stats(state: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    return [v.clone() for k, v in state.items() if k.endswith(("running_mean", "running_var"))]
+
+
+def test_ema_generator_gets_its_own_batchnorm_statistics(tmp_path):
+    cfg = compose_config("model=dcgan", "trainer.steps=4", "trainer.ckpt_every=2", "trainer.ema_decay=0.5")
+    trainer = Trainer(cfg, tmp_path)
+    fit(trainer, tmp_path)
+    saved = torch.load(tmp_path / "checkpoints" / "step_000004.pt", weights_only=True)["models"]
+    # the saved statistics are G_ema's own (what its fixed-noise batches give), not the live G's
+    trainer._ema_stats_step = -1
+    trainer._ema_own_stats()
+    for saved_stat, again in zip(
+        _bn_stats(saved["g_ema"]), _bn_stats(trainer.G_ema.state_dict()), strict=True
+    ):
+        torch.testing.assert_close(saved_stat, again)
+    pairs = zip(_bn_stats(saved["g_ema"]), _bn_stats(saved["g"]), strict=True)
+    assert not all(torch.allclose(a, b) for a, b in pairs)
+    tracked = [v for k, v in saved["g_ema"].items() if k.endswith("num_batches_tracked")]
+    assert tracked and all(int(v) == cfg.trainer.ema_bn_batches for v in tracked)
+
+
+def test_ema_statistics_leave_training_untouched(tmp_path):
+    """Re-estimating G_ema's statistics (when sampling, evaluating and saving) changes no weight of
+    G or D and no random stream: the run is the same as one that keeps G's statistics."""
+    runs = []
+    for batches in (0, 50):
+        overrides = ("trainer.steps=4", "trainer.sample_every=1", "trainer.ckpt_every=2")
+        cfg = compose_config("model=dcgan", *overrides, f"trainer.ema_bn_batches={batches}")
+        trainer = Trainer(cfg, tmp_path / str(batches))
+        fit(trainer, tmp_path / str(batches))
+        runs.append(trainer)
+    for net in ("G", "D"):
+        a, b = (getattr(r, net).state_dict() for r in runs)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = (r.G_ema.state_dict() for r in runs)
+    assert all(
+        torch.equal(a[k], b[k]) for k in a if not k.endswith(("running_mean", "running_var", "tracked"))
+    )
+    assert not all(torch.equal(x, y) for x, y in zip(_bn_stats(a), _bn_stats(b), strict=True))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
+import torch
 from torch import nn
 
 
@@ -20,3 +24,30 @@ def norm_1d(kind: str, features: int) -> nn.Module:
     if kind == "layer":
         return nn.LayerNorm(features)
     return nn.Identity()
+
+
+@torch.no_grad()
+def recompute_batchnorm_stats(net: nn.Module, inputs: Iterable[tuple[Any, ...]]) -> bool:
+    """Set every BatchNorm layer's running statistics to the average over `inputs` (argument
+    tuples for `net`) of its own batch statistics, and leave `net` in eval mode.
+
+    An EMA of G's weights has no statistics of its own: it carries the live G's, which belong
+    to other weights. Late in training this mismatch cost the EMA generator a fifth of its
+    classifier FD on mnist5k (0.122 -> 0.099 at 26k steps). Returns False where `net` has no
+    BatchNorm layer (nothing to do, `inputs` untouched)."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    net.train()
+    try:
+        for args in inputs:
+            net(*args)
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        net.eval()
+    return True
