@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan_cli.models.norm import batchnorm_layers
 from gan_cli.schema import HealthConfig
 
 # order of the per-step values accumulated on the device
@@ -45,7 +46,7 @@ def frozen_buffers(module: nn.Module) -> Iterator[None]:
     that looking at G never changes the training state. BatchNorm layers run with momentum 0
     (their statistics stay bit for bit) instead of being restored afterwards: autograd keeps
     them for the backward pass, so the block may build a graph that is differentiated later."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = batchnorm_layers(module)
     momenta = [m.momentum for m in norms]
     kept = {id(m.running_mean) for m in norms} | {id(m.running_var) for m in norms}
     saved = [(b, b.clone()) for b in module.buffers() if id(b) not in kept]
