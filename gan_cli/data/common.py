@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
+import struct
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor
+
+try:
+    from PIL import ImageCms
+
+    _SRGB = ImageCms.createProfile("sRGB")
+except ImportError:  # a Pillow built without LittleCMS shows images without colour management
+    ImageCms = None
 
 
 class DataError(RuntimeError):
@@ -58,13 +70,9 @@ def _convert_channels(x: Tensor, channels: int) -> Tensor:
 
 
 def fit_pil(img: Image.Image, channels: int, size: int) -> Tensor:
-    """Any PIL image -> uint8 (channels, size, size): transparency composited on white, shorter
-    side resized to `size`, then centre-cropped."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    img = img.convert("L" if channels == 1 else "RGB")
+    """A decoded PIL image -> uint8 (channels, size, size) of what a viewer shows (`as_displayed`):
+    shorter side resized to `size`, then centre-cropped. Raises ValueError as `as_displayed` does."""
+    img = as_displayed(img).convert("L" if channels == 1 else "RGB")
     w, h = img.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
@@ -73,3 +81,80 @@ def fit_pil(img: Image.Image, channels: int, size: int) -> Tensor:
     img = img.crop((left, top, left + size, top + size))
     t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return t.view(size, size, channels).permute(2, 0, 1).contiguous()
+
+
+def as_displayed(img: Image.Image) -> Image.Image:
+    """A PIL image opened from a file (loaded or not) -> the 8-bit "L" or "RGB" pixels a standard image
+    viewer shows for it: turned upright by its EXIF orientation (a damaged EXIF block is ignored);
+    16-bit grey scaled to 8 bits as round(v / 257) (Pillow's own conversion clips it; mode "I" is read
+    as 16-bit, as older Pillows return 16-bit PNGs); colours converted from an embedded ICC profile to
+    sRGB (an unusable profile is ignored); CMYK and CIELAB converted to RGB; transparency (alpha,
+    premultiplied alpha, palette or colour key) composited on white. Multi-frame files show their
+    first frame.
+
+    Raises what Pillow raises for a damaged file (OSError for a truncated one), and ValueError for
+    32-bit float samples (mode "F"), which have no standard display range."""
+    profile = img.info.get("icc_profile")
+    img.load()  # Pillow turns a TIFF upright itself, by its Orientation tag
+    with contextlib.suppress(*_EXIF_ERRORS):
+        ImageOps.exif_transpose(img, in_place=True)
+    if img.mode == "F":
+        raise ValueError("32-bit floating-point samples have no standard display range")
+    if img.mode in _DEEP_GREY:
+        img = _deep_grey_to_8bit(img)
+    grey = img.mode in ("1", "L", "LA", "La")
+    alpha = None
+    if img.mode in _ALPHA or img.info.get("transparency") is not None:
+        full = img.convert("LA" if grey else "RGBA")
+        alpha = full.getchannel("A")
+        img = full.convert("L" if grey else "RGB")
+    elif img.mode not in ("L", "RGB", "CMYK", "LAB"):
+        img = img.convert("L" if grey else "RGB")
+    img = _to_srgb(img, profile)
+    if alpha is not None:
+        rgba = img.convert("RGBA")
+        rgba.putalpha(alpha)
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba).convert(img.mode)
+    return img
+
+
+# what Pillow raises for a damaged EXIF block, which viewers ignore
+_EXIF_ERRORS = (SyntaxError, ValueError, OSError, EOFError, KeyError, TypeError, struct.error)
+_DEEP_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def _deep_grey_to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit grey ("I;16*", or "I" read as 0..65535) -> "L" as round(v / 257), or "LA" when a
+    colour key (PNG tRNS) makes some values transparent."""
+    v = np.asarray(img).astype(np.int64)
+    grey = Image.fromarray(((v.clip(0, 65535) + 128) // 257).astype(np.uint8))
+    key = img.info.get("transparency")
+    if isinstance(key, int):
+        grey.putalpha(Image.fromarray(np.where(v == key, 0, 255).astype(np.uint8)))
+    return grey
+
+
+def _to_srgb(img: Image.Image, profile: bytes | None) -> Image.Image:
+    """An "L", "RGB", "CMYK" or "LAB" image -> sRGB through its ICC profile (LAB: its own space),
+    where LittleCMS can; else as Pillow converts it (CMYK naively; LAB raises ValueError)."""
+    if ImageCms is not None and (profile or img.mode == "LAB"):
+        transform = _srgb_transform(profile if img.mode != "LAB" else None, img.mode)
+        if transform is not None:
+            return ImageCms.applyTransform(img, transform)
+    return img.convert("RGB") if img.mode in ("CMYK", "LAB") else img
+
+
+@functools.lru_cache(maxsize=32)
+def _srgb_transform(profile: bytes | None, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The transform from `profile` (None: CIELAB) to sRGB for `mode`; None when LittleCMS cannot
+    use the profile (damaged, or made for other channels), so the image is shown as stored."""
+    try:
+        if profile is None:
+            source = ImageCms.createProfile("LAB")
+        else:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        return ImageCms.buildTransform(source, _SRGB, mode, "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
