@@ -17,13 +17,20 @@ from typing import Any
 
 import torch
 
+from gan_cli.errors import UserError
+
 FORMAT = "gan-cli-checkpoint"
 GENERATOR_FORMAT = "gan-cli-generator"  # checkpoints/generator.pt: G's weights and configs only
 FORMAT_VERSION = 1
 STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+# what each kind of file must hold, and of which type, to be used at all
+REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
+    FORMAT: {"step": int, "config": dict, "models": dict, "optim": dict, "noise": dict, "rng": dict},
+    GENERATOR_FORMAT: {"step": int, "model": dict, "data": dict, "loss": str, "state_dict": dict},
+}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable, unsafe or foreign; the message names the file."""
 
 
@@ -42,17 +49,40 @@ def save_atomic(obj: Any, path: Path) -> None:
     """Write to a temp file in the same folder, flush + fsync, then rename over `path`.
 
     A reader (or a crash at any moment) sees either the old complete file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as a RuntimeError
+        raise CheckpointError(f"{path}: could not be written ({_write_failure(e, path.parent)}).") from e
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def _write_failure(e: BaseException, folder: Path) -> str:
+    """Why a write failed, in words: the OS's reason (torch.save only says its write failed), the
+    free space left there, and a file-size limit (ulimit -f) where one is set."""
+    import resource
+    import shutil
+
+    if isinstance(e, OSError) and e.strerror:
+        reason = e.strerror
+    else:
+        reason = f"the write failed: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+    try:
+        free = shutil.disk_usage(folder).free
+        reason += f"; {free / 2**20:,.0f} MiB free on that disk" + (" (full)" if free < 2**20 else "")
+    except OSError:
+        pass
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        reason += f"; this process may not write files larger than {limit / 2**10:,.0f} KiB (ulimit -f)"
+    return reason
 
 
 def cached(path: Path, compute: Callable[[], Any], valid: Callable[[Any], bool] = lambda _: True) -> Any:
@@ -69,7 +99,7 @@ def cached(path: Path, compute: Callable[[], Any], valid: Callable[[Any], bool] 
     value = compute()
     try:
         save_atomic(value, path)
-    except OSError as e:
+    except CheckpointError as e:
         print(f"note: could not cache {path} ({e}); it will be computed again next time.")
     return value
 
@@ -130,6 +160,35 @@ def load_checkpoint(path: str | os.PathLike[str], formats: tuple[str, ...] = (FO
     return obj
 
 
+def require_contents(obj: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`obj` itself when it holds what its format needs (REQUIRED), else a CheckpointError naming
+    what is missing."""
+    missing = [k for k, kind in REQUIRED[obj["format"]].items() if not isinstance(obj.get(k), kind)]
+    if missing:
+        raise CheckpointError(
+            f"{path}: carries the {obj['format']!r} marker but lacks {', '.join(missing)} (or holds "
+            "something else there): it is damaged or was not written by gan-cli. Use another "
+            "checkpoint of the run, e.g. an older checkpoints/step_*.pt."
+        )
+    return obj
+
+
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A whole training state (a checkpoint to resume), checked for everything resuming reads."""
+    return require_contents(load_checkpoint(path), Path(path))
+
+
+def nonfinite_tensors(state: dict[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a (nested) state dict that hold NaN or inf."""
+    bad = []
+    for name, value in state.items():
+        if isinstance(value, dict):
+            bad += [f"{name}.{n}" for n in nonfinite_tensors(value)]
+        elif torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all():
+            bad.append(str(name))
+    return bad
+
+
 def step_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     """(step, path) of `step_*.pt` files, oldest first."""
     if not ckpt_dir.is_dir():
@@ -167,6 +226,16 @@ class CheckpointWriter:
         for stale in ckpt_dir.glob(".*.tmp"):  # left by a process killed mid-save
             stale.unlink(missing_ok=True)
 
+    def last_good(self) -> str:
+        """One true sentence on what this folder holds to go back to, for stop messages."""
+        steps = step_checkpoints(self.dir)
+        if steps:
+            step, path = steps[-1]
+            return f"The last good checkpoint, {path} (step {step}), is intact."
+        if (self.dir / "last.pt").is_file():
+            return f"The last good checkpoint, {self.dir / 'last.pt'}, is intact."
+        return f"No checkpoint had been written yet ({self.dir} holds none): there is nothing to resume from."
+
     def save_as(self, state: dict[str, Any], name: str) -> Path:
         """A checkpoint under a fixed name (best.pt), outside the rotation."""
         path = self.dir / name
@@ -174,9 +243,16 @@ class CheckpointWriter:
         return path
 
     def save(self, state: dict[str, Any], step: int) -> Path:
+        """Write step_XXXXXX.pt, point last.pt at it, rotate; a failed write (a full disk) is a
+        CheckpointError that says what is intact."""
         path = self.dir / f"step_{step:06d}.pt"
-        save_atomic({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
-        link_atomic(path, self.dir / "last.pt")
+        before = self.last_good()
+        try:
+            save_atomic({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
+            link_atomic(path, self.dir / "last.pt")
+        except CheckpointError as e:
+            intact = before[0].lower() + before[1:]
+            raise CheckpointError(f"{e} Nothing was lost: {intact} Free some space, then resume.") from e
         steps = step_checkpoints(self.dir)
         for _, old in steps[: -self.keep] if self.keep > 0 else steps:
             old.unlink(missing_ok=True)

@@ -1,27 +1,30 @@
-"""Command-line entry points. `gan-train` = Hydra composition -> checks -> `train(cfg)`.
+"""Command-line entry point `gan-train` = Hydra composition -> checks -> `train(cfg)`.
 
 Heavy imports (torch, the trainer) happen inside the functions so `gan-train --help` and config
-errors answer quickly.
+errors answer quickly. Every error a user can fix (`errors.UserError`, a full disk, running out of
+memory) ends as one paragraph and exit code 2; in a sweep it fails only its own job.
 """
 
 from __future__ import annotations
 
+import errno
+import math
 import os
+import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from gan_cli.resume import CONTINUED_IN, ResumeError, find_previous_run, finished_metrics, resume_config
-from gan_cli.schema import GROUPS, Config, ConfigError, check_config, register, valid_keys
+from gan_cli.errors import UserError
+from gan_cli.resume import CONTINUED_IN, find_previous_run, finished_metrics, resume_config
+from gan_cli.schema import GROUPS, Config, check_config, inert_settings, register, valid_keys
+from gan_cli.shell import command, hydra_value, override, shell_word
 
 CONFIG_PATH = "pkg://gan_cli.configs"
-
-
-class UserError(RuntimeError):
-    """An error the user can fix; printed as one paragraph without a traceback."""
 
 
 def run_dir_of(resume: str | None, fresh: str) -> str:
@@ -51,50 +54,125 @@ def _setup() -> None:
         )
 
 
-def check_overrides(argv: list[str]) -> None:
-    """Refuse `key=value` overrides whose key the schema does not know, listing the valid keys.
+def _is_multirun(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") for a in argv) or "hydra.mode=MULTIRUN" in argv
 
-    Hydra would refuse them too, but without saying which keys exist."""
+
+def check_overrides(argv: list[str]) -> None:
+    """Refuse, before Hydra starts, `key=value` arguments that it would misread or reject with
+    a message that names neither the argument nor the fix: values that need quoting (an `=`,
+    brackets or a comma in a path), and keys the schema does not know (listing the valid ones)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    candidates = [a for a in argv if "=" in a and not a.startswith("-")]
+    parser = OverridesParser.create()
+    multirun = _is_multirun(argv)
+    for arg in (a for a in argv if "=" in a and not a.startswith("-")):
+        try:
+            (o,) = parser.parse_overrides([arg])
+        except HydraException:
+            _needs_quotes(arg, parser)
+            continue  # another syntax error: Hydra reports it with its own message
+        if o.is_sweep_override() and not multirun and "," in arg and "[" not in arg.split("=", 1)[1]:
+            _needs_quotes(arg, parser, sweep=True)
+        _check_key(o)
+
+
+def _needs_quotes(arg: str, parser: object, sweep: bool = False) -> None:
+    """Raise a UserError with the quoted form of `arg` when quoting its value makes it valid."""
+    from hydra.errors import HydraException
+
+    key, value = arg.split("=", 1)
+    quoted = f"{key}={hydra_value(value)}"
     try:
-        overrides = OverridesParser.create().parse_overrides(candidates)
+        parser.parse_overrides([quoted])  # type: ignore[attr-defined]
     except HydraException:
-        return  # a syntax error: Hydra reports it with its own message
-    for o in overrides:
-        key = o.key_or_group
-        if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete():
-            continue
-        value = o.value()
-        missing = isinstance(value, str) and value != "auto" and not Path(value).expanduser().exists()
-        if key == "resume" and missing:
-            raise UserError(f"resume={o.value()}: no such file or directory to resume from.")
-        parts = key.split(".")
-        for depth in range(len(parts)):
-            section = ".".join(parts[:depth])
-            keys = valid_keys(section)
-            if keys is None:  # a value, not a section: the override goes below a leaf
-                raise UserError(f"Unknown config key '{key}': '{section}' holds a value, not keys.")
-            if depth == 0:
-                keys = [*keys, "experiment", "hparams_search"]
-            if parts[depth] not in keys:
-                where = f"in '{section}'" if section else "at the top level"
-                raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")
+        return
+    why = (
+        "a comma makes it a sweep over several values, which needs --multirun"
+        if sweep
+        else "Hydra's override grammar reads '=', brackets, parentheses, '#', '~' or quotes in an "
+        "unquoted value as syntax"
+    )
+    raise UserError(
+        f"The argument {shell_word(arg)} cannot be read as one value: {why}. To pass the value as "
+        f"written, quote it for Hydra (and for the shell): {override(key, value)}"
+    )
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
+def _check_key(o: object) -> None:
+    key = o.key_or_group  # type: ignore[attr-defined]
+    if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete():  # type: ignore[attr-defined]
+        return
+    value = o.value()  # type: ignore[attr-defined]
+    missing = isinstance(value, str) and value != "auto" and not Path(value).expanduser().exists()
+    if key == "resume" and missing:
+        raise UserError(f"resume={value}: no such file or directory to resume from.")
+    parts = key.split(".")
+    for depth in range(len(parts)):
+        section = ".".join(parts[:depth])
+        keys = valid_keys(section)
+        if keys is None:  # a value, not a section: the override goes below a leaf
+            raise UserError(f"Unknown config key '{key}': '{section}' holds a value, not keys.")
+        if depth == 0:
+            keys = [*keys, "experiment", "hparams_search"]
+        if parts[depth] not in keys:
+            where = f"in '{section}'" if section else "at the top level"
+            raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")
+
+
+def check_output_root(argv: list[str]) -> None:
+    """Fail before Hydra creates anything when the folder runs go into cannot be written
+    (Hydra itself would end in a traceback)."""
+    chosen = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    for target in chosen or ["outputs"]:
+        path = Path(target).expanduser().absolute()
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        problem = None
+        if not existing.is_dir():
+            problem = f"{existing} is a file, not a folder"
+        elif not os.access(existing, os.W_OK | os.X_OK) or _read_only(existing):
+            problem = f"{existing} is not writable"
+        if problem:
+            raise UserError(
+                f"Cannot create the run folder {path}: {problem}. Run gan-train from a folder you can "
+                "write to, or choose another with hydra.run.dir=... (hydra.sweep.dir=... for -m)."
+            )
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+@dataclass
+class Attempt:
+    """What one call of `train` got to, for the error report: a failed start leaves no folder
+    behind; a run that trained keeps its folder and says where it is."""
+
+    run_dir: Path | None = None
+    fresh: bool = True  # this command made run_dir (not a resumed run's own folder)
+    started: bool = False  # training began: the folder holds work
+    step: int | None = None
+
+
+def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
     """Train one run from a composed config; returns the final health metrics."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gan_cli.checkpoint import CheckpointWriter, load_checkpoint, resolve_resume
+    from gan_cli.checkpoint import CheckpointWriter, load_state, resolve_resume
     from gan_cli.logs import RunLogger
     from gan_cli.trainer import Trainer
 
+    attempt = attempt or Attempt()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    attempt.run_dir = run_dir
     choices = {
         g: str(c)
         for g, c in hc.runtime.choices.items()
@@ -115,14 +193,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
             cfg.resume = str(previous)
     if cfg.resume:
         ckpt_path, run_dir = resolve_resume(cfg.resume)
-        state = load_checkpoint(ckpt_path)
+        attempt.run_dir, attempt.fresh = run_dir, False
+        state = load_state(ckpt_path)
         cfg = resume_config(cfg, state["config"], ckpt_path)
         choices = state.get("choices", choices)
     # merging into the schema also types a plain DictConfig (API callers, tests)
     typed: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))  # type: ignore[assignment]
     check_config(typed)
 
+    import torch
+
     from gan_cli import distributed
+    from gan_cli.cpu import auto_threads, parallel_jobs
+    from gan_cli.data import LoaderBatches
     from gan_cli.logs import NullLogger
     from gan_cli.trainer import resolve_device
 
@@ -132,19 +215,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if info.enabled:
             run_dir = Path(distributed.broadcast(str(run_dir)))
         t = typed.trainer
+        trainer = Trainer(typed, run_dir, choices, info)
+        if state is not None:
+            trainer.load_state_dict(state, Path(str(cfg.resume)))
+        launcher = OmegaConf.to_container(hc.launcher) if hc.mode == RunMode.MULTIRUN else None
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) * parallel_jobs(launcher, os.cpu_count() or 1)  # type: ignore[arg-type]
+        workers = typed.data.num_workers if isinstance(trainer.batches, LoaderBatches) else 0
+        threads, why = auto_threads(t.threads, local, workers)
+        torch.set_num_threads(threads)
+        attempt.started, attempt.step = True, trainer.step
         if info.main:
+            _keep_transcript(run_dir)
             print(f"Run directory: {run_dir.resolve()}", flush=True)
+            print(f"CPU threads: {threads} ({why})", flush=True)
             if info.enabled:
                 print(
                     f"torchrun: {info.world} ranks x trainer.batch_size={t.batch_size} = global batch "
                     f"{info.world * t.batch_size}",
                     flush=True,
                 )
-        trainer = Trainer(typed, run_dir, choices, info)
-        if state is not None:
-            trainer.load_state_dict(state, Path(str(cfg.resume)))
-            if info.main:
+            if state is not None:
                 print(f"Resumed from {cfg.resume} at step {trainer.step}.", flush=True)
+            for note in inert_settings(typed):
+                print(f"note: {note}", flush=True)
         if trainer.step >= t.steps and info.main:
             print(
                 f"The run is already at step {trainer.step} of trainer.steps={t.steps}; pass a larger "
@@ -158,8 +251,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         writer = CheckpointWriter(run_dir / "checkpoints", t.keep_ckpts)
         try:
+            if info.main and trainer.step == 0:
+                trainer.log_real_images(logger)
             metrics = trainer.fit(logger, writer)
         finally:
+            attempt.step = trainer.step
             logger.close()
         if info.enabled:
             print(
@@ -167,9 +263,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 flush=True,
             )
         if info.main:
+            longer = command("gan-train", override("resume", str(run_dir)), f"trainer.steps={2 * t.steps}")
             print(
                 f"Done: {trainer.step} steps in {run_dir.resolve()}. Samples in samples/, checkpoints in "
-                f"checkpoints/. To train longer: gan-train resume={run_dir} trainer.steps={2 * t.steps}",
+                f"checkpoints/. To train longer: {longer}",
                 flush=True,
             )
         distributed.shutdown(finished=True)
@@ -178,69 +275,145 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def _report(e: BaseException) -> None:
-    print(f"Error: {e}", file=sys.stderr, flush=True)
+_transcript = None  # the Transcript of the job running in this process (for train.log)
+
+
+def _keep_transcript(run_dir: Path) -> None:
+    if _transcript is not None:
+        _transcript.keep(run_dir / "train.log")
+
+
+def _report(message: str) -> None:
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+    if _transcript is not None:
+        _transcript.log(f"Error: {message}\n")
+
+
+def describe_failure(e: BaseException) -> str | None:
+    """One paragraph for an error the user can fix, or None for a bug (which keeps its traceback)."""
+    import torch
+
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, torch.OutOfMemoryError) or (
+        isinstance(e, (RuntimeError, MemoryError)) and "can't allocate memory" in str(e)
+    ):
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return (
+            f"Out of memory ({first}). Lower trainer.batch_size, the model's width (model.g_channels, "
+            "model.d_channels) or eval.batch_size, or use trainer.precision=bf16 on a GPU."
+        )
+    if isinstance(e, OSError) and e.errno is not None:
+        where = e.filename or "a file"
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        fix = (
+            "The disk (or your file-size or quota limit) is full: free some space, then resume."
+            if full
+            else "Check the path and its permissions."
+        )
+        return f"Could not write or read {where}: {e.strerror}. {fix}"
+    return None
+
+
+def _where_things_are(attempt: Attempt) -> str:
+    """What a failed run leaves behind, in one sentence (and the command to go on)."""
+    if attempt.run_dir is None or not attempt.started:
+        return ""
+    last = attempt.run_dir / "checkpoints" / "last.pt"
+    resume = (
+        f" Resume with: {command('gan-train', override('resume', str(attempt.run_dir)))}"
+        if last.is_file()
+        else ""
+    )
+    return f" The run's record (train.log, metrics.jsonl) is in {attempt.run_dir}.{resume}"
+
+
+def _forget(attempt: Attempt, output_dir: Path) -> None:
+    """A start that failed leaves nothing behind: remove the folder this command created."""
+    if attempt.started or not attempt.fresh or os.environ.get("RANK", "0") != "0":
+        return
+    if output_dir.is_dir() and not (output_dir / "checkpoints").exists():
+        shutil.rmtree(output_dir, ignore_errors=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def _hydra_train(cfg: DictConfig) -> float | None:
-    from gan_cli.checkpoint import CheckpointError
-    from gan_cli.data import DataError
-    from gan_cli.metrics.inception import EvalError
-    from gan_cli.models import ModelConfigError
-    from gan_cli.trainer import Interrupted, NonFiniteError
+    global _transcript
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    try:
-        if missing:
-            raise UserError(f"Config keys without a value: {', '.join(missing)}.")
-        metrics = train(cfg)
-    except Interrupted as e:
-        from hydra.core.hydra_config import HydraConfig
+    from gan_cli.logs import Transcript
+    from gan_cli.sweep import record_failure
+    from gan_cli.trainer import Interrupted
 
-        run_dir = run_dir_of(str(cfg.resume) if cfg.resume else None, HydraConfig.get().runtime.output_dir)
-        print(
-            f"\nStopped by {e}; checkpoint written to {e.checkpoint}.\n"
-            f"Resume with: gan-train resume={run_dir}",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(128 + e.signum)
-    except KeyboardInterrupt:
-        print(
-            "\nInterrupted twice: stopped at once without a new checkpoint; the last one is intact.",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(130)
-    except (
-        UserError,
-        ResumeError,
-        ConfigError,
-        CheckpointError,
-        DataError,
-        ModelConfigError,
-        NonFiniteError,
-        EvalError,
-    ) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        _report(e)
-        sys.exit(2)
-    objective = cfg.trainer.objective
-    value = metrics.get(objective)
+    hc = HydraConfig.get()
+    output_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    attempt = Attempt(run_dir=output_dir)
+    with Transcript() as _transcript:
+        try:
+            missing = sorted(OmegaConf.missing_keys(cfg))
+            if missing:
+                raise UserError(f"Config keys without a value: {', '.join(missing)}.")
+            metrics = train(cfg, attempt)
+        except Interrupted as e:
+            run = attempt.run_dir or output_dir
+            saved = (
+                f"checkpoint written to {e.checkpoint}"
+                if e.checkpoint is not None
+                else f"no checkpoint written (the state was not finite). {e.last_good}"
+            )
+            _report(
+                f"Stopped by {e}; {saved} Resume with: {command('gan-train', override('resume', str(run)))}"
+            )
+            sys.exit(128 + e.signum)
+        except KeyboardInterrupt:
+            _report(
+                "Interrupted twice: stopped at once, without a new checkpoint." + _where_things_are(attempt)
+            )
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001 - sorted below: user errors, sweep jobs, bugs
+            message = describe_failure(e)
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or (message is None and not multirun):
+                raise
+            if message is None:  # a bug in one sweep job: keep its traceback in its record
+                import traceback
+
+                message = "".join(traceback.format_exception(e)).strip()
+            _report(message + _where_things_are(attempt))
+            if multirun:
+                _transcript.keep(output_dir / "train.log")
+                record_failure(output_dir, e, message, attempt.step)
+                return math.nan  # the sweep goes on; sweepers (Optuna) count NaN as a failed trial
+            _forget(attempt, output_dir)
+            sys.exit(2)
+        finally:
+            _transcript = None
+    value = metrics.get(cfg.trainer.objective)
     return float(value) if value is not None else None
 
 
 def train_main() -> None:
     """Console script `gan-train`."""
+    from gan_cli import sweep
+
+    argv = sys.argv[1:]
+    if argv and argv[0] in ("-h", "--help"):
+        from gan_cli.helptext import train_help
+
+        print(train_help(argv[1] if len(argv) > 1 else None))
+        sys.exit(0)
     _setup()
     try:
-        check_overrides(sys.argv[1:])
+        check_overrides(argv)
+        if not any(a.startswith(("--cfg", "-c", "--info", "--hydra-help", "--resolve")) for a in argv):
+            check_output_root(argv)
     except UserError as e:
-        _report(e)
+        _report(str(e))
         sys.exit(2)
     _hydra_train()
+    if sweep.failed_jobs:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ WARNING_TEXT = {
     "Try a higher optim.lr_d or a smaller optim.lr_g.",
     "G_COLLAPSE": "the diversity of fixed-noise samples fell below {collapse_ratio} of a real "
     "batch's: G may be collapsing onto few modes. Try a lower optim.lr_g or another loss.",
-    "NON_FINITE": "a loss became NaN or inf.",
+    "NON_FINITE": "a loss or gradient norm became NaN or inf; under trainer.on_nonfinite=skip those "
+    "updates were dropped.",
 }
 
 
@@ -73,34 +74,45 @@ class Summary:
 
 
 class HealthMonitor:
-    def __init__(self, cfg: HealthConfig, probabilistic: bool, device: torch.device) -> None:
+    """Window accumulator of FIELDS and the warnings they raise. NaN or inf in a loss, or in a
+    gradient norm where `watch_grads` (not under fp16, whose GradScaler expects and drops inf
+    gradients), marks the window non-finite."""
+
+    def __init__(
+        self, cfg: HealthConfig, probabilistic: bool, device: torch.device, watch_grads: bool = True
+    ) -> None:
         self.cfg = cfg
         self.probabilistic = probabilistic
         self.device = device
+        self.watched = [FIELDS.index(k) for k in ("loss/d", "loss/g")]
+        if watch_grads:
+            self.watched += [FIELDS.index(k) for k in ("grad_norm/d", "grad_norm/g")]
         self.reset()
 
     def reset(self) -> None:
         self.acc = torch.zeros(len(FIELDS), device=self.device, dtype=torch.float64)
         self.steps = 0
-        # per loss (d, g): the first step of the window at which it was NaN or inf, else -1
-        self.first_bad = torch.full((2,), -1, device=self.device, dtype=torch.long)
+        # per watched field: the first step of the window at which it was NaN or inf, else -1
+        self.first_bad = torch.full((len(self.watched),), -1, device=self.device, dtype=torch.long)
 
     def add(self, step: int, values: Tensor) -> None:
         """Accumulate one step's FIELDS (a 1-D device tensor) without synchronising."""
         values = values.detach().to(torch.float64)
-        bad = ~torch.isfinite(values[:2])
+        bad = ~torch.isfinite(values[self.watched])
         self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
         self.acc += values
         self.steps += 1
 
     def nonfinite(self) -> tuple[int, list[str]]:
-        """(first step of the window with a non-finite loss, the losses non-finite then), or
-        (-1, []) (synchronises)."""
-        per_loss = self.first_bad.tolist()
-        bad = [s for s in per_loss if s >= 0]
+        """(first step of the window with a non-finite watched value, the values non-finite then),
+        or (-1, []) (synchronises)."""
+        per_field = self.first_bad.tolist()
+        bad = [s for s in per_field if s >= 0]
         if not bad:
             return -1, []
-        return min(bad), [FIELDS[i] for i, s in enumerate(per_loss) if s == min(bad)]
+        names = [FIELDS[self.watched[i]] for i, s in enumerate(per_field) if s == min(bad)]
+        losses = [n for n in names if n.startswith("loss/")]
+        return min(bad), losses or names  # a NaN loss makes NaN gradients: name the cause
 
     def summarise(self, step: int, diversity: float | None) -> Summary:
         """Window means, diversity and the warnings they raise; starts the next window."""
@@ -137,4 +149,6 @@ class HealthMonitor:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.acc = state["acc"].to(self.device)
         self.steps = int(state["steps"])
-        self.first_bad = state["first_bad"].to(self.device)
+        first_bad = state["first_bad"].to(self.device)
+        if len(first_bad) == len(self.watched):  # else written when fewer fields were watched: saved
+            self.first_bad = first_bad  # states are finite, so -1 throughout

@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from gan_cli.errors import CommandError
+from gan_cli.sweep import first_sentence, read_failure
+
 CURVES = ("loss/d", "loss/g", "d/real", "d/fake", "diversity")
 
 
@@ -25,6 +28,7 @@ class Job:
     records: list[dict[str, Any]]
     target_steps: int | None
     final_eval: dict[str, Any]
+    failure: dict[str, Any] | None = None  # the job's failure.json (sweep.py)
 
     @property
     def step(self) -> int:
@@ -32,9 +36,18 @@ class Job:
 
     @property
     def status(self) -> str:
+        if self.failure is not None:
+            return "failed"
         if self.target_steps is not None and self.step >= self.target_steps:
             return "done"
         return "running or stopped"
+
+    @property
+    def reason(self) -> str:
+        """Why a failed job failed (its error's type and first sentence), else ''."""
+        if self.failure is None:
+            return ""
+        return f"{self.failure.get('type', 'error')}: {first_sentence(str(self.failure.get('error', '')))}"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -56,7 +69,8 @@ def load_job(path: Path) -> Job:
     config = yaml.safe_load((hydra / "config.yaml").read_text()) if (hydra / "config.yaml").is_file() else {}
     target = (config or {}).get("trainer", {}).get("steps")
     final_eval = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
-    return Job(path, overrides or [], _read_jsonl(path / "metrics.jsonl"), target, final_eval)
+    records = _read_jsonl(path / "metrics.jsonl")
+    return Job(path, overrides or [], records, target, final_eval, read_failure(path))
 
 
 def find_jobs(folders: list[Path]) -> list[Job]:
@@ -95,6 +109,7 @@ def summarise(job: Job, best_mode: dict[str, str]) -> dict[str, Any]:
         "job": job.path.name,
         "overrides": " ".join(job.overrides),
         "status": job.status,
+        "reason": job.reason or "-",
         "steps": job.step,
         "wall_min": round(last.get("elapsed", float("nan")) / 60, 2),
         "warnings": " ".join(sorted({w for r in job.records for w in r.get("warnings", [])})) or "-",
@@ -147,10 +162,11 @@ def _plot(jobs: list[Job], path: Path) -> None:
 
 def report(folders: list[Path], out: Path | None = None, best_mode: dict[str, str] | None = None) -> Path:
     """Write report.md, report.csv and report.png for the jobs found; returns the Markdown path."""
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        raise CommandError(f"no such folder: {', '.join(missing)}.")
     jobs = find_jobs(folders)
     if not jobs:
-        from gan_cli.commands import CommandError
-
         raise CommandError(f"no runs in {', '.join(map(str, folders))} (folders with metrics.jsonl).")
     modes = {
         "is": "max",

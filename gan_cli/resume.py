@@ -7,18 +7,44 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from gan_cli.errors import UserError
 from gan_cli.schema import GROUPS, Config
 
 
-class ResumeError(RuntimeError):
+class ResumeError(UserError, RuntimeError):
     """A resume cannot go ahead; the message says why."""
 
 
-# keys a resumed run may change; everything under model.* and data.* (but where the files are)
-# must match the checkpoint, since it fixes the networks' shapes and the data they learn
-RESUME_FIXED = ("model", "data")
-RESUME_FREE = ("data.root", "data.download")
+# keys a resumed run may not change, and why: model.* and data.* fix the networks' shapes and the
+# data they learn; the optimizer's kind fixes the shape of its saved state; the seed drew the streams
+# the checkpoint continues. Everything else takes effect in the resumed run.
+RESUME_FIXED = {
+    "model": "the networks' shapes",
+    "data": "the data the run learns",
+    "optim.name": "the optimizer state saved in the checkpoint",
+    "trainer.seed": "the random streams the checkpoint continues",
+}
+# data keys that change how the same items are found or served, not which items
+RESUME_FREE = (
+    "data.root",
+    "data.download",
+    "data.verify",
+    "data.num_workers",
+    "data.preload_max_mb",
+    "data.cache",
+)
+
+
+def _fixed_by(key: str) -> str | None:
+    """Why `key` cannot change on resume, or None when it may."""
+    if key in RESUME_FREE:
+        return None
+    for prefix, reason in RESUME_FIXED.items():
+        if key == prefix or key.startswith(prefix + "."):
+            return reason
+    return None
 
 
 def _parsed_task_overrides() -> list[Any]:
@@ -41,7 +67,13 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
     """The run's own config, with this command line's overrides applied where they are allowed.
 
     Model and data overrides that differ from the checkpoint are refused, all listed at once."""
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), saved)
+    except OmegaConfBaseException as e:
+        raise ResumeError(
+            f"{source}: the config recorded in this checkpoint does not fit gan-cli's schema "
+            f"({str(e).splitlines()[0]}); it is damaged or from an incompatible version."
+        ) from e
     # a key the checkpoint lacks was added after it was written: its default is what that run did
     before = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     for o in _parsed_task_overrides():
@@ -51,23 +83,21 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
         if key in ("experiment", "hparams_search"):
             raise ResumeError(f"resume: {key}= cannot be changed when resuming {source}.")
         if key in GROUPS:  # a group choice: take that whole section as composed now
-            sections = ["loss", "optim"] if key == "loss" else [key]  # loss sets its optimizer
-            for section in sections:
-                cfg[section] = composed[section]
+            cfg[key] = composed[key]
         else:
             OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
     now = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     mismatches = [
-        f"{k}: checkpoint has {before.get(k)!r}, this command asks for {now.get(k)!r}"
+        f"{k}: checkpoint has {before.get(k)!r}, this command asks for {now.get(k)!r} (it fixes {reason})"
         for k in sorted(set(now) | set(before))
-        if k.split(".")[0] in RESUME_FIXED and k not in RESUME_FREE and now.get(k) != before.get(k)
+        if (reason := _fixed_by(k)) is not None and now.get(k) != before.get(k)
     ]
     if mismatches:
         raise ResumeError(
-            f"resume: refusing to continue {source} with a different model or data set:\n  - "
+            f"resume: refusing to continue {source} with settings a checkpoint cannot carry over:\n  - "
             + "\n  - ".join(mismatches)
-            + "\nDrop these overrides (run-length, logging, sampling, loss and optimizer settings "
-            "may change), or start a new run."
+            + "\nDrop these overrides (run length, logging, sampling, loss settings, learning rates, "
+            "betas and schedules may change and take effect), or start a new run."
         )
     cfg.resume = str(source)
     return cfg
@@ -103,9 +133,9 @@ def finished_metrics(run: Path) -> dict[str, float] | None:
     """The last logged metrics of a run that reached its trainer.steps, else None."""
     import json
 
-    from gan_cli.checkpoint import load_checkpoint
+    from gan_cli.checkpoint import load_state
 
-    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    state = load_state(run / "checkpoints" / "last.pt")
     if state["step"] < state["config"]["trainer"]["steps"]:
         return None
     lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").is_file() else []

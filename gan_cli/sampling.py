@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 
-from gan_cli.checkpoint import GENERATOR_FORMAT, CheckpointError
+from gan_cli.checkpoint import GENERATOR_FORMAT, CheckpointError, nonfinite_tensors
 from gan_cli.models import build_models, is_conditional
 from gan_cli.schema import DataConfig, LossName, ModelConfig
 
@@ -64,8 +65,20 @@ def generator_from_state(state: dict[str, Any], source: Path, device: torch.devi
         model, data, loss = cfg["model"], cfg["data"], cfg["loss"]["name"]
         ema = state["models"].get("g_ema") is not None
         weights, step = state["models"]["g_ema"] if ema else state["models"]["g"], state["step"]
-    model_cfg, data_cfg = _typed(ModelConfig, model), _typed(DataConfig, data)
-    g, _ = build_models(model_cfg, data_cfg, LossName(loss))
+    bad = nonfinite_tensors(weights)
+    if bad:
+        raise CheckpointError(
+            f"{source}: {len(bad)} of {len(weights)} tensors of the generator's weights are NaN or inf "
+            f"({', '.join(bad[:3])}): the run diverged before this file was written, and every sample "
+            "would be NaN. Use an earlier checkpoint of the run (checkpoints/step_*.pt)."
+        )
+    try:
+        model_cfg, data_cfg = _typed(ModelConfig, model), _typed(DataConfig, data)
+        g, _ = build_models(model_cfg, data_cfg, LossName(loss))
+    except (OmegaConfBaseException, ValueError) as e:
+        raise CheckpointError(
+            f"{source}: its recorded config cannot rebuild a generator ({str(e).splitlines()[0]})."
+        ) from e
     try:
         g.load_state_dict(weights)
     except RuntimeError as e:
@@ -76,10 +89,11 @@ def generator_from_state(state: dict[str, Any], source: Path, device: torch.devi
 
 
 def load_generator(run: str | Path, device: torch.device) -> LoadedGenerator:
-    from gan_cli.checkpoint import FORMAT, GENERATOR_FORMAT, load_checkpoint
+    from gan_cli.checkpoint import FORMAT, GENERATOR_FORMAT, load_checkpoint, require_contents
 
     path = generator_file(run)
-    return generator_from_state(load_checkpoint(path, (FORMAT, GENERATOR_FORMAT)), path, device)
+    state = require_contents(load_checkpoint(path, (FORMAT, GENERATOR_FORMAT)), path)
+    return generator_from_state(state, path, device)
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -93,13 +107,22 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 @torch.no_grad()
 def generate(gen: LoadedGenerator, z: Tensor, y: Tensor | None, batch_size: int = 256) -> Tensor:
-    """Samples in [-1, 1] (float, on the CPU), generated in batches."""
+    """Samples in [-1, 1] (float, on the CPU), generated in batches.
+
+    Raises CheckpointError when any sample is NaN or inf (finite weights can still diverge)."""
     out = []
     for i in range(0, len(z), batch_size):
         zb = z[i : i + batch_size].to(gen.device)
         yb = y[i : i + batch_size].to(gen.device) if y is not None else None
         out.append(gen.g(zb, yb).float().cpu())
-    return torch.cat(out)
+    x = torch.cat(out)
+    bad = int((~torch.isfinite(x.flatten(1))).any(1).sum())
+    if bad:
+        raise CheckpointError(
+            f"{gen.source}: the generator's output is NaN or inf for {bad} of {len(x)} samples: it "
+            "diverged. Use an earlier checkpoint of the run (checkpoints/step_*.pt)."
+        )
+    return x
 
 
 def to_uint8(x: Tensor) -> Tensor:

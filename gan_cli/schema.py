@@ -14,6 +14,8 @@ from enum import Enum
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from gan_cli.errors import UserError
+
 
 class DataName(str, Enum):
     mnist5k = "mnist5k"
@@ -102,6 +104,7 @@ class DataConfig:
     name: DataName = MISSING
     root: str | None = None  # where the files live (searched, or downloaded into)
     download: bool = False  # fetch a missing torchvision set (needs network)
+    verify: bool = True  # torchvision sets: check each file's checksum (false: trust damaged files)
     split: str = "train"  # torchvision split: train | test (svhn: train | test | extra; celeba: all ...)
     channels: int = 1  # images: 1 (grey) or 3 (RGB); 0 for vector data
     image_size: int = 32  # images: height = width in pixels; 0 for vector data
@@ -205,7 +208,12 @@ class TrainerConfig:
     # before it is sampled, evaluated or saved; 0 = keep the live G's (which fit other weights)
     ema_bn_batches: int = 50
     on_nonfinite: OnNonFinite = OnNonFinite.stop
-    rollback_lr_factor: float = 0.5
+    rollback_lr_factor: float = 0.5  # on_nonfinite=rollback: learning rates scaled by this per rollback
+    skip_limit: int = 100  # on_nonfinite=skip: stop after this many updates skipped in a row
+    # intra-op CPU threads of this process; 0 = auto: the CPUs this process may use, shared among the
+    # processes gan-cli started on this machine (torchrun's local ranks, a joblib sweep's parallel jobs)
+    # less the DataLoader workers of a streamed data set; an explicit OMP_NUM_THREADS is honoured
+    threads: int = 0
     diffaugment: list[str] = field(default_factory=list)  # DiffAugment: any of color, translation, cutout
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs (Sonderby et al. 2017) ...
     instance_noise_steps: int = 0  # ... annealed linearly to 0 over this many steps (0 = constant)
@@ -282,21 +290,69 @@ def valid_keys(path: str) -> list[str] | None:
     return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else None
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value is out of range or inconsistent; the message names the key."""
+
+
+# the smallest value each number may take (a value below it fails before any work, naming the key)
+MINIMUM: dict[str, float] = {
+    **dict.fromkeys(
+        ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "n_samples", "skip_limit"), 1
+    ),
+    **dict.fromkeys(("keep_ckpts", "ema_bn_batches", "instance_noise", "instance_noise_steps", "threads"), 0),
+    "health.diversity_samples": 2,
+    "health.warmup": 0,
+}
+MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
+    "data.size": 1,
+    "data.subset": 0,
+    "data.num_workers": 0,
+    "data.preload_max_mb": 0,
+    "data.std": 0,
+    "model.g_channels": 1,
+    "model.d_channels": 1,
+    "model.embed_dim": 1,
+    "loss.gp_weight": 0,
+    "loss.r1_gamma": 0,
+    "optim.weight_decay": 0,
+    "optim.schedule_steps": 0,
+    "optim.warmup_steps": 0,
+    "eval.every": 0,
+    "eval.n_samples": 2,
+    "eval.real_samples": 2,
+    "eval.batch_size": 1,
+    "eval.classifier_epochs": 1,
+}
+
+
+def _get(cfg: Config, key: str) -> object:
+    node: object = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def check_config(cfg: Config) -> None:
     """Cross-field and range checks the types alone cannot express (all problems at once)."""
     t, d, m = cfg.trainer, cfg.data, cfg.model
     problems = []
-    for key in ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "n_samples"):
-        if getattr(t, key) < 1:
-            problems.append(f"trainer.{key} must be >= 1, got {getattr(t, key)}")
+    for key, low in MINIMUM.items():
+        value = _get(cfg, key)
+        if value < low:  # type: ignore[operator]
+            problems.append(f"{key} must be >= {low:g}, got {value}")
     if t.batch_size < 2:
         problems.append("trainer.batch_size must be >= 2 (batch norm needs two samples)")
-    if t.ema_bn_batches < 0:
-        problems.append(f"trainer.ema_bn_batches must be >= 0, got {t.ema_bn_batches}")
+    if not 0.0 < t.rollback_lr_factor <= 1.0:
+        problems.append(f"trainer.rollback_lr_factor must be in (0, 1], got {t.rollback_lr_factor}")
+    if cfg.loss.clip <= 0:
+        problems.append(f"loss.clip must be > 0, got {cfg.loss.clip}")
+    for key in ("g_hidden", "d_hidden"):
+        if any(w < 1 for w in getattr(m, key)):
+            problems.append(f"model.{key} must list widths >= 1, got {list(getattr(m, key))}")
+    if cfg.eval.every and not cfg.eval.metrics:
+        problems.append(
+            f"eval.every={cfg.eval.every} evaluates nothing: name the metrics, e.g. eval.metrics=[classifier]"
+        )
     if not 0.0 <= t.ema_decay < 1.0:
         problems.append(f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
     if cfg.loss.n_critic < 1:
@@ -362,3 +418,37 @@ def check_config(cfg: Config) -> None:
         problems.append(f"loss.label_smoothing must be in [0, 0.5), got {cfg.loss.label_smoothing}")
     if problems:
         raise ConfigError("Invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def inert_settings(cfg: Config) -> list[str]:
+    """Settings changed from their defaults that this run's other choices make do nothing: a
+    note for each, printed at the start, so that no choice is silently not in force."""
+    defaults = Config(**{name: cls() for name, cls in GROUPS.items()})  # type: ignore[arg-type]
+    m, lc = cfg.model, cfg.loss
+
+    def changed(key: str) -> bool:
+        return _get(cfg, key) != _get(defaults, key)
+
+    rules = [
+        ("optim.betas", cfg.optim.name != OptimName.adam, f"optim.name={cfg.optim.name.value} (Adam only)"),
+        ("loss.clip", lc.name != LossName.wgan, f"loss={lc.name.value} (weight clipping is loss=wgan's)"),
+        ("loss.gp_weight", lc.name != LossName.wgan_gp, f"loss={lc.name.value} (the penalty is wgan_gp's)"),
+        ("loss.top_k_steps", lc.top_k >= 1.0, "loss.top_k=1 (nothing to anneal)"),
+        ("model.embed_dim", m.name != ModelName.cgan, f"model={m.name.value} (unconditional)"),
+        ("model.cond", m.name != ModelName.cgan, f"model={m.name.value} (unconditional)"),
+        ("model.g_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
+        ("model.d_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
+        ("model.g_activation", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
+        ("model.g_channels", m.name == ModelName.mlp, "model=mlp (fully connected)"),
+        ("model.d_channels", m.name == ModelName.mlp, "model=mlp (fully connected)"),
+        ("data.labels", cfg.data.name != DataName.image_folder, f"data={cfg.data.name.value}"),
+        ("data.skip_bad", cfg.data.name != DataName.image_folder, f"data={cfg.data.name.value}"),
+        ("trainer.instance_noise_steps", cfg.trainer.instance_noise == 0, "trainer.instance_noise=0"),
+        ("eval.best", cfg.eval.every == 0, "eval.every=0 (no evaluation during training)"),
+        ("optim.schedule_steps", cfg.optim.schedule == Schedule.constant, "optim.schedule=constant"),
+    ]
+    return [
+        f"{key}={_get(cfg, key)!s} has no effect with {why}."
+        for key, inert, why in rules
+        if inert and changed(key)
+    ]

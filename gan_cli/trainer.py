@@ -10,6 +10,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,33 +27,51 @@ from gan_cli.checkpoint import (
     CheckpointError,
     CheckpointWriter,
     load_checkpoint,
+    nonfinite_tensors,
     save_atomic,
 )
 from gan_cli.data import make_batches, mixture_modes
 from gan_cli.distributed import DistInfo
+from gan_cli.errors import UserError
 from gan_cli.health import HealthMonitor, frozen_buffers, mean_pairwise_distance
 from gan_cli.latent import sample_latents
 from gan_cli.logs import RunLogger, image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
-from gan_cli.models import build_models, is_conditional
+from gan_cli.models import build_models, check_buildable, is_conditional
 from gan_cli.models.norm import recompute_batchnorm_stats
-from gan_cli.schema import Config, ConfigError, Device, LossName, OnNonFinite, OptimName, Precision, Schedule
+from gan_cli.schema import (
+    Config,
+    ConfigError,
+    Device,
+    Labels,
+    LossName,
+    OnNonFinite,
+    OptimName,
+    Precision,
+    Schedule,
+)
 from gan_cli.unroll import call_with, unrolled_params
 
 POINT_SAMPLES = 2500  # fixed-noise points drawn for a 2-D scatter (the PacGAN evaluation count)
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(UserError, RuntimeError):
     """A loss became NaN or inf and `trainer.on_nonfinite` says to stop."""
 
 
 class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; a checkpoint was written."""
+    """SIGINT or SIGTERM arrived; a checkpoint was written (`checkpoint`), or none could be (None:
+    the state was not finite), and `last_good` says what the checkpoints folder holds."""
 
-    def __init__(self, signum: int, checkpoint: Path) -> None:
+    def __init__(self, signum: int, checkpoint: Path | None, last_good: str) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
         self.checkpoint = checkpoint
+        self.last_good = last_good
+
+
+class RolledBack(Exception):  # noqa: N818 - control flow, not an error
+    """The run went back to its last checkpoint (trainer.on_nonfinite=rollback); the loop goes on."""
 
 
 def resolve_device(name: Device) -> torch.device:
@@ -128,6 +147,14 @@ class Trainer:
         np.random.seed(t.seed)
         torch.manual_seed(t.seed)
 
+        # what can fail without the data fails before it is read
+        check_buildable(cfg.model, cfg.data, cfg.loss.name)
+        if cfg.eval.every:
+            from gan_cli.metrics import preflight
+
+            labelled = cfg.data.num_classes > 0 or cfg.data.labels == Labels.subfolders
+            preflight([m.value for m in cfg.eval.metrics], cfg.data.name.value, labelled, cfg.eval)
+
         # data
         self.batches, self.num_classes = make_batches(cfg.data, t.batch_size, stream_seed, self.device)
         if cfg.data.num_classes == 0 and self.num_classes:  # discovered from image subfolders
@@ -181,6 +208,8 @@ class Trainer:
             torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(self.cfg, step))
             for opt in (self.opt_g, self.opt_d)
         ]
+        # the schedule counts G steps, also those whose update was skipped (on_nonfinite=skip)
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
         fp16 = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
@@ -191,19 +220,20 @@ class Trainer:
         self.fixed_z, self.fixed_y, self.grid_nrow = self._fixed_noise()
         self.real_diversity = self._real_diversity()
 
-        self.health = HealthMonitor(t.health, self.loss.probabilistic, self.device)
+        self.health = HealthMonitor(t.health, self.loss.probabilistic, self.device, watch_grads=not fp16)
         self.step = 0
         self.rollbacks = 0
+        self._skipped = 0  # updates skipped in a row (trainer.on_nonfinite=skip)
+        self._skipped_total = 0
+        # skip mode: the step's starting buffers (BatchNorm statistics), restored when it skips
+        self._buffers = [*self.G.buffers(), *self.D.buffers()]
+        self._buffer_backup = [b.clone() for b in self._buffers] if t.on_nonfinite == OnNonFinite.skip else []
+        self._writer: CheckpointWriter | None = None  # where fit() saves: the stop messages name it
         self._signal: int | None = None
         self.last_summary: dict[str, float] = {}
         self.elapsed = 0.0  # wall-clock seconds of training, summed over resumes
         self.best: float | None = None  # best value of eval.best so far
         self._pending_eval: dict[str, Any] = {}
-        if cfg.eval.every:
-            from gan_cli.metrics import preflight
-
-            metrics = [m.value for m in cfg.eval.metrics]
-            preflight(metrics, cfg.data.name.value, self.num_classes > 0, cfg.eval)
         self._active_warnings: set[str] = set()  # warnings of the previous window, printed once
 
     # ---- set-up helpers -------------------------------------------------------------------
@@ -277,18 +307,45 @@ class Trainer:
         return loss_d.detach(), real_logits.detach(), grad_norm, fake, y
 
     def _update(self, params: list[Tensor], opt: torch.optim.Optimizer, scaler: Any, loss: Tensor) -> Tensor:
+        """Backward, all-reduce, one optimizer step; returns the global gradient norm (after
+        unscaling). Under trainer.on_nonfinite=skip an update whose loss or gradients are not
+        finite is dropped (fp16: the GradScaler drops inf gradients itself and lowers its scale)."""
         opt.zero_grad(set_to_none=True)
-        if self.cfg.trainer.on_nonfinite == OnNonFinite.skip and not torch.isfinite(loss):
-            return torch.full((), float("nan"), device=self.device)  # skipped: no update
         scaler.scale(loss).backward()
         if self.dist.enabled:
             distributed.average_gradients(params, self.dist.world)
         scaler.unscale_(opt)
         grads = [p.grad for p in params if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+        if self.cfg.trainer.on_nonfinite == OnNonFinite.skip and self._must_skip(loss, grad_norm, scaler):
+            opt.zero_grad(set_to_none=True)
+            scaler.update()
+            return grad_norm
         scaler.step(opt)
         scaler.update()
         return grad_norm
+
+    def _must_skip(self, loss: Tensor, grad_norm: Tensor, scaler: Any) -> bool:
+        """Whether this update is dropped (one host sync; the same answer on every rank)."""
+        bad = ~torch.isfinite(loss.detach().float())
+        if not scaler.is_enabled():
+            bad = bad | ~torch.isfinite(grad_norm)
+        if self.dist.enabled:
+            bad = distributed.all_reduce_mean(bad.float(), self.dist.world) > 0
+        if bool(bad):
+            self._skipped += 1
+            self._skipped_total += 1
+            if self._skipped >= self.cfg.trainer.skip_limit:
+                intact = self._writer.last_good() if self._writer else ""
+                raise NonFiniteError(
+                    f"{self._skipped} updates in a row had a NaN or inf loss or gradient and were skipped "
+                    f"(trainer.on_nonfinite=skip, trainer.skip_limit={self.cfg.trainer.skip_limit}): the "
+                    f"game has diverged and does not recover. {intact} Lower the learning rates or try "
+                    "trainer.precision=fp32."
+                )
+            return True
+        self._skipped = 0
+        return False
 
     def _g_step(self, fake: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """One G update through the last D step's fakes. Returns (loss_g, logits, grad norm)."""
@@ -347,9 +404,15 @@ class Trainer:
 
     def train_step(self) -> None:
         n_critic = self.cfg.loss.n_critic
+        skipping = self.cfg.trainer.on_nonfinite == OnNonFinite.skip
+        if skipping:  # a skipped update must not leave NaN in BatchNorm statistics either
+            torch._foreach_copy_(self._buffer_backup, self._buffers)
+            skipped_before = self._skipped_total
         for i in range(n_critic):
             loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
         loss_g, gen_logits, gn_g = self._g_step(fake, y)
+        if skipping and self._skipped_total != skipped_before:
+            torch._foreach_copy_(self._buffers, self._buffer_backup)
         for scheduler in self.schedulers:
             scheduler.step()
         self._update_ema()
@@ -437,6 +500,15 @@ class Trainer:
             return scatter_image(x, modes)
         return image_grid(x, self.grid_nrow)
 
+    @torch.no_grad()
+    def log_real_images(self, logger: RunLogger) -> None:
+        """samples/real.png: a grid of real training images as D receives them (decoded, resized,
+        scaled to [-1, 1]; before DiffAugment and instance noise), so a user sees what the model
+        learns from (stylegan2-ada's reals.png). Images only; drawn with a stream of its own."""
+        if self.is_image:
+            real = self.batches.reference(self.cfg.trainer.n_samples, self.cfg.trainer.seed + 5)
+            logger.real_images(image_grid(real, self.grid_nrow))
+
     # ---- state ----------------------------------------------------------------------------
     def state_dict(self, gather: bool = True) -> dict[str, Any]:
         """The whole training state; with `gather` (a collective call under torchrun) it holds
@@ -470,6 +542,7 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "elapsed": self.elapsed,
             "best": self.best,
+            "best_key": self.cfg.eval.best,
         }
 
     def _rank_streams(self, gather: bool) -> list[dict[str, Any]]:
@@ -477,6 +550,13 @@ class Trainer:
         return distributed.gather(mine, self.dist.world) if gather and self.dist.enabled else [mine]
 
     def load_state_dict(self, state: dict[str, Any], source: Path) -> None:
+        bad = nonfinite_tensors(state["models"]) + nonfinite_tensors({"optim": state["optim"]})
+        if bad:
+            raise CheckpointError(
+                f"{source}: {len(bad)} tensors of this training state are NaN or inf ({', '.join(bad[:3])}): "
+                "the run had diverged when it was written (an older gan-cli saved such states). Resume "
+                "from an earlier checkpoint (checkpoints/step_*.pt) instead."
+            )
         try:
             self.G.load_state_dict(state["models"]["g"])
             self.D.load_state_dict(state["models"]["d"])
@@ -490,14 +570,19 @@ class Trainer:
             ) from e
         for scheduler, saved in zip(self.schedulers, state.get("schedulers", []), strict=False):
             scheduler.load_state_dict(saved)
-        self.scaler_g.load_state_dict(state["scaler"]["g"])
-        self.scaler_d.load_state_dict(state["scaler"]["d"])
+        for scaler, saved in zip(
+            (self.scaler_g, self.scaler_d), (state["scaler"]["g"], state["scaler"]["d"]), strict=True
+        ):
+            # a run resumed under another trainer.precision starts a fresh scaler (or none)
+            if scaler.is_enabled() and saved:
+                scaler.load_state_dict(saved)
         ranks = state.get("ranks") or []
         if self.dist.rank < len(ranks):
             self.batches.load_state_dict(ranks[self.dist.rank]["data"])
         # a rank the checkpoint did not have keeps its own freshly seeded streams
-        self.fixed_z = state["noise"]["z"].to(self.device)
-        self.fixed_y = state["noise"]["y"].to(self.device) if state["noise"]["y"] is not None else None
+        if state["noise"]["z"].shape == self.fixed_z.shape:  # else trainer.n_samples changed: new noise
+            self.fixed_z = state["noise"]["z"].to(self.device)
+            self.fixed_y = state["noise"]["y"].to(self.device) if state["noise"]["y"] is not None else None
         rng = state["rng"]
         random.setstate(rng["python"])
         torch.set_rng_state(rng["torch"])
@@ -512,7 +597,30 @@ class Trainer:
         self._ema_stats_step = -1
         self.rollbacks = int(state.get("rollbacks", 0))
         self.elapsed = float(state.get("elapsed", 0.0))
-        self.best = state.get("best")
+        # a best value of another metric (eval.best changed) is no benchmark for this one
+        self.best = (
+            state.get("best") if state.get("best_key", self.cfg.eval.best) == self.cfg.eval.best else None
+        )
+        self.apply_optim_config()
+
+    def apply_optim_config(self) -> None:
+        """Make the optimizers and schedulers do what the config says after a checkpoint restored
+        their saved hyperparameters: base learning rates optim.lr_g / lr_d (times
+        trainer.rollback_lr_factor per rollback), the schedule's current factor, Adam's betas and
+        the weight decay. With an unchanged config every value is the one saved, bit for bit."""
+        o = self.cfg.optim
+        factor = self.cfg.trainer.rollback_lr_factor**self.rollbacks
+        for opt, scheduler, lr in zip(
+            (self.opt_g, self.opt_d), self.schedulers, (o.lr_g, o.lr_d), strict=True
+        ):
+            base = lr * factor if self.rollbacks else lr
+            scheduler.base_lrs = [base] * len(opt.param_groups)
+            for group in opt.param_groups:
+                group["initial_lr"] = base
+                group["lr"] = base * lr_factor(self.cfg, scheduler.last_epoch)
+                group["weight_decay"] = o.weight_decay
+                if "betas" in group:
+                    group["betas"] = tuple(o.betas)
 
     def export_generator(self, path: Path) -> None:
         """G's (EMA) weights and the configs that rebuild it: enough to sample without training."""
@@ -543,49 +651,47 @@ class Trainer:
         """Train until `trainer.steps`; returns the last window's metrics."""
         t = self.cfg.trainer
         every = self.cfg.eval.every
+        self._writer = writer
         handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         started = time.perf_counter() - self.elapsed
         try:
             while self.step < t.steps:
-                self.train_step()
-                logger.advance()
-                self.elapsed = time.perf_counter() - started
-                done = self.step == t.steps
-                if every and (self.step % every == 0 or done) and self.dist.main:
-                    self._evaluate(logger, writer)
-                if self.step % t.log_every == 0 or done:
-                    if self._log(logger, writer):
-                        continue  # rolled back
-                if self.step % t.sample_every == 0 or done:
-                    if self.dist.main:
-                        logger.image(self.step, self.sample_image())
-                if self.step % t.ckpt_every == 0 or done:
-                    self._save(writer)
-                stop = self._signal is not None
-                if self.dist.enabled:  # every rank stops at the same step
-                    stop = distributed.any_rank(stop)
-                if stop:
-                    path = self._save(writer)
-                    raise Interrupted(self._signal or signal.SIGTERM, path)
+                try:
+                    self.train_step()
+                    logger.advance()
+                    self.elapsed = time.perf_counter() - started
+                    done = self.step == t.steps
+                    if every and (self.step % every == 0 or done) and self.dist.main:
+                        self._evaluate(logger, writer)
+                    if self.step % t.log_every == 0 or done:
+                        self._log(logger, writer)
+                    if self.step % t.sample_every == 0 or done:
+                        if self.dist.main:
+                            logger.image(self.step, self.sample_image())
+                    if self.step % t.ckpt_every == 0 or done:
+                        self._save(writer, logger)
+                    stop = self._signal is not None
+                    if self.dist.enabled:  # every rank stops at the same step
+                        stop = distributed.any_rank(stop)
+                    if stop:
+                        path = self._save(writer, logger)
+                        raise Interrupted(self._signal or signal.SIGTERM, path, writer.last_good())
+                except RolledBack:
+                    continue
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)
         return self.last_summary
 
-    def _log(self, logger: RunLogger, writer: CheckpointWriter) -> bool:
-        """Write one window of health metrics; True when the run rolled back to a checkpoint."""
+    def _log(self, logger: RunLogger, writer: CheckpointWriter) -> None:
+        """Write one window of health metrics (or stop, or roll back, on a NaN or inf)."""
         if self.dist.enabled:  # the window's means over all ranks
             self.health.acc = distributed.all_reduce_mean(self.health.acc, self.dist.world)
         summary = self.health.summarise(self.step, self.diversity())
         if summary.first_nonfinite_step >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
-            where = f"step {summary.first_nonfinite_step + 1}"
             names = " and ".join(summary.nonfinite_losses)
-            if self.cfg.trainer.on_nonfinite == OnNonFinite.rollback:
-                return self._rollback(logger, writer, where, names)
-            raise NonFiniteError(
-                f"{names} became NaN or inf at {where} (trainer.on_nonfinite=stop). The last good "
-                f"checkpoint in {writer.dir} is intact. Lower the learning rates, try "
-                "trainer.precision=fp32, or set trainer.on_nonfinite=rollback|skip."
+            self._diverged(
+                logger, writer, f"{names} became NaN or inf at step {summary.first_nonfinite_step + 1}"
             )
         record = {
             **summary.metrics,
@@ -599,13 +705,14 @@ class Trainer:
             if name not in self._active_warnings:
                 logger.warn(self.step, name, self.health.explain(name))
         self._active_warnings = set(summary.warnings)
-        return False
 
     def _evaluate(self, logger: RunLogger, writer: CheckpointWriter) -> None:
         """Run the eval metrics on the (EMA) generator; keep checkpoints/best.pt by eval.best."""
         from gan_cli.metrics import evaluate
         from gan_cli.sampling import LoadedGenerator
 
+        if self.health.nonfinite()[0] >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
+            return  # diverged: the log that follows stops or rolls back
         self._ema_own_stats()
         net = self.G_ema if self.G_ema is not None else self.G
         was_training = net.training
@@ -629,36 +736,76 @@ class Trainer:
             better = self.best is None or (
                 value > self.best if self.cfg.eval.best_mode.value == "max" else value < self.best
             )
-            if better:
+            if better and self.nonfinite_state() is None:
                 self.best = value
                 writer.save_as(self.state_dict(gather=False), "best.pt")
                 logger.message(f"[step {self.step}] new best {key}={value:.4g}: checkpoints/best.pt")
 
-    def _rollback(self, logger: RunLogger, writer: CheckpointWriter, where: str, names: str) -> bool:
+    def _diverged(self, logger: RunLogger, writer: CheckpointWriter, what: str) -> None:
+        """A NaN or inf in the losses, gradients, weights or samples: roll back (raising RolledBack)
+        under trainer.on_nonfinite=rollback, else stop with NonFiniteError. Checkpoints stay as
+        they were."""
+        mode = self.cfg.trainer.on_nonfinite
+        if mode == OnNonFinite.rollback:
+            self._rollback(logger, writer, what)
+        advice = (
+            "Lower the learning rates or try trainer.precision=fp32."
+            if mode == OnNonFinite.skip
+            else "Lower the learning rates, try trainer.precision=fp32, or set "
+            "trainer.on_nonfinite=rollback|skip."
+        )
+        raise NonFiniteError(f"{what} (trainer.on_nonfinite={mode.value}). {writer.last_good()} {advice}")
+
+    def _rollback(self, logger: RunLogger, writer: CheckpointWriter, what: str) -> None:
         last = writer.dir / "last.pt"
         if self.rollbacks >= 3 or not last.is_file():
-            why = "3 rollbacks already" if self.rollbacks >= 3 else "no checkpoint yet"
-            raise NonFiniteError(f"{names} became NaN or inf at {where}; cannot roll back ({why}).")
+            why = "3 rollbacks already" if self.rollbacks >= 3 else "no checkpoint was written yet"
+            raise NonFiniteError(f"{what}; cannot roll back ({why}). {writer.last_good()}")
         rollbacks = self.rollbacks + 1
         self.load_state_dict(load_checkpoint(last), last)
         self.rollbacks = rollbacks
+        self.apply_optim_config()  # the learning rates scaled once more; the schedule keeps it
         factor = self.cfg.trainer.rollback_lr_factor
-        for opt, scheduler in zip((self.opt_g, self.opt_d), self.schedulers, strict=True):
-            for group in opt.param_groups:
-                group["lr"] *= factor
-            scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]  # the schedule keeps it
         logger.rewind(self.step)
         logger.warn(
             self.step,
             "NON_FINITE",
-            f"{names} at {where}: rolled back to step {self.step} and scaled the learning rates by {factor}.",
+            f"{what}: rolled back to step {self.step} and scaled the learning rates by {factor}.",
         )
-        return True
+        raise RolledBack
 
-    def _save(self, writer: CheckpointWriter) -> Path:
+    @torch.no_grad()
+    def nonfinite_state(self) -> str | None:
+        """What in the training state is NaN or inf (weights, buffers, optimizer moments, or the
+        (EMA) generator's samples of the fixed noise), or None when all of it is finite. Read at
+        every checkpoint, so that no diverged state is ever saved."""
+        named: list[tuple[str, Tensor]] = []
+        for prefix, net in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            if net is not None:
+                named += [(f"{prefix}.{n}", t) for n, t in [*net.named_parameters(), *net.named_buffers()]]
+        for prefix, opt in (("optimizer of G", self.opt_g), ("optimizer of D", self.opt_d)):
+            named += [(prefix, t) for st in opt.state.values() for t in st.values() if torch.is_tensor(t)]
+        named = [(n, t) for n, t in named if t.is_floating_point()]
+        finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist() if named else []
+        bad = [n for (n, _), ok in zip(named, finite, strict=True) if not ok]
+        if bad:
+            shown = ", ".join(dict.fromkeys(bad[:5]))
+            return f"{len(bad)} of {len(named)} tensors of the training state are NaN or inf ({shown})"
+        n = min(len(self.fixed_z), self.cfg.trainer.n_samples)
+        samples = self.generate(self.fixed_z[:n], self.fixed_y[:n] if self.fixed_y is not None else None)
+        if not torch.isfinite(samples).all():
+            return "the generator's samples of the fixed noise are NaN or inf"
+        return None
+
+    def _save(self, writer: CheckpointWriter, logger: RunLogger) -> Path | None:
+        """Checkpoint the state (and export G); None, with nothing written, when it is not finite."""
         if self.health.nonfinite()[0] >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
-            # never let a diverged state become the "last good" checkpoint
-            return writer.dir / "last.pt"
+            return None  # the next log window stops or rolls back; a diverged state is never saved
+        problem = self.nonfinite_state()
+        if self.dist.enabled and distributed.any_rank(problem is not None):  # every rank decides alike
+            problem = problem or "the training state of another rank is NaN or inf"
+        if problem is not None:
+            self._diverged(logger, writer, f"At step {self.step}, {problem}")
         state = self.state_dict()  # a collective call under torchrun: every rank comes here
         if not self.dist.main:
             return writer.dir / f"step_{self.step:06d}.pt"

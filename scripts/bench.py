@@ -144,7 +144,7 @@ def bench_case(name: str, args: argparse.Namespace, reference: float) -> dict:
     logger.image(trainer.step, trainer.sample_image())
     sample_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    trainer._save(writer)
+    trainer._save(writer, logger)
     ckpt_s = time.perf_counter() - t0
     logger.close()
     overhead = (log_s / t.log_every + sample_s / t.sample_every + ckpt_s / t.ckpt_every) / step_s
@@ -183,7 +183,13 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="trainer.compile=true (torch.compile)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default="bench.json")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = gan-train's auto choice")
     args = parser.parse_args()
+    from gan_cli.cpu import auto_threads
+
+    threads, why = auto_threads(args.threads, 1, 0)
+    torch.set_num_threads(threads)
+    print(f"CPU threads: {threads} ({why})")
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

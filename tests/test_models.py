@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gan_cli.models import build_models, resolve_norms
-from gan_cli.models.dcgan import num_blocks
+from gan_cli.models.dcgan import stages
 from gan_cli.models.norm import recompute_batchnorm_stats
 from gan_cli.schema import LossName, ModelName
 from tests.conftest import compose_config
@@ -121,10 +121,26 @@ def test_norms_auto():
     assert resolve_norms(cfg.model, LossName.hinge) == ("batch", "none")
 
 
-def test_dcgan_rejects_odd_sizes():
-    assert num_blocks(32) == 3 and num_blocks(64) == 4
-    with pytest.raises(ValueError, match="power-of-two"):
-        num_blocks(28)
+def test_dcgan_stages_for_every_multiple_of_4():
+    # powers of two keep the paper's 4x4 base (and so every checkpoint's shapes)
+    assert stages(8) == (1, 4) and stages(32) == (3, 4) and stages(64) == (4, 4)
+    assert stages(28) == (2, 7) and stages(20) == (2, 5) and stages(48) == (3, 6) and stages(12) == (1, 6)
+    for bad in (6, 30, 33):
+        with pytest.raises(ValueError, match="multiple of 4 and >= 8"):
+            stages(bad)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+@pytest.mark.parametrize("size", [28, 20])
+def test_dcgan_and_cgan_at_mnist_size(model, size):
+    cfg = compose_config(
+        f"model={model}", f"data.image_size={size}", "data.num_classes=10", "model.mbstd=false"
+    )
+    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    z, y = torch.randn(4, cfg.model.z_dim), torch.arange(4)
+    x = g(z, y)
+    assert x.shape == (4, 1, size, size)
+    assert d(x, y).shape == (4,)
 
 
 def test_cgan_needs_labels():

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from gan_cli.errors import UserError
+
 try:
     from PIL import ImageCms
 
@@ -22,7 +24,7 @@ except ImportError:  # a Pillow built without LittleCMS shows images without col
     ImageCms = None
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """A data set is missing, incomplete or unusable; the message says what to do."""
 
 

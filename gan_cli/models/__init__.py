@@ -5,18 +5,18 @@ Every G maps (z, y=None) -> samples; every D maps (x, y=None) -> logits of shape
 
 from __future__ import annotations
 
+import dataclasses
+
+import torch
 from torch import Tensor, nn
 
 from gan_cli.data.embedded import mixture_scale
+from gan_cli.errors import ModelConfigError
 from gan_cli.models.cgan import CGANDiscriminator, CGANGenerator
-from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator, stages
 from gan_cli.models.init import dcgan_init
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
-from gan_cli.schema import DataConfig, LossName, ModelConfig, ModelName, Norm
-
-
-class ModelConfigError(ValueError):
-    """The model cannot be built for this data set; the message says why."""
+from gan_cli.schema import DataConfig, Labels, LossName, ModelConfig, ModelName, Norm
 
 
 def resolve_norms(model: ModelConfig, loss: LossName) -> tuple[str, str]:
@@ -71,6 +71,15 @@ def spectral_normalise(net: nn.Module) -> nn.Module:
     return net
 
 
+def check_buildable(model: ModelConfig, data: DataConfig, loss: LossName) -> None:
+    """Build (G, D) on the meta device (no memory, no time) so that a model that does not fit the
+    data fails before any data is read. Raises ModelConfigError naming the key."""
+    if data.labels == Labels.subfolders and data.num_classes == 0:  # classes not yet counted
+        data = dataclasses.replace(data, num_classes=2)
+    with torch.device("meta"):
+        build_models(model, data, loss)
+
+
 def build_models(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Module, nn.Module]:
     """Construct (G, D) with their initialisation and stabilisers; shape facts come from the data
     config."""
@@ -109,6 +118,10 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             "holds 2-D points; use model=mlp"
         )
     c, s, w_g, w_d = data.channels, data.image_size, model.g_channels, model.d_channels
+    try:
+        stages(s)
+    except ValueError as e:
+        raise ModelConfigError(f"model={model.name.value}: {e}") from e
     if model.name == ModelName.dcgan:
         g = DCGANGenerator(model.z_dim, c, s, w_g, g_norm)
         d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm, model.mbstd)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_cli.models.dcgan import discriminator_trunk, generator_net, trunk_width
+from gan_cli.models.dcgan import discriminator_trunk, generator_net, head, trunk_width
 
 
 class CGANGenerator(nn.Module):
@@ -44,7 +44,7 @@ class CGANDiscriminator(nn.Module):
         in_channels = channels + (num_classes if cond == "concat" else 0)
         self.trunk = discriminator_trunk(in_channels, image_size, width, norm)
         features = trunk_width(image_size, width)
-        self.head = nn.Conv2d(features, 1, 4, 1, 0, bias=False)
+        self.head = head(image_size, width)
         self.embed = nn.Embedding(num_classes, features) if cond == "projection" else None
         if self.embed is not None:
             # as small as the head's weights: the default N(0, 1) over hundreds of summed features

@@ -1,8 +1,7 @@
-"""DCGAN (Radford et al. 2016): transposed-conv G and strided-conv D for square power-of-two images."""
+"""DCGAN (Radford et al. 2016): transposed-conv G and strided-conv D for square images whose side
+is a multiple of 4 (powers of two as in the paper; 28 px for MNIST as it is)."""
 
 from __future__ import annotations
-
-import math
 
 from torch import Tensor, nn
 
@@ -10,24 +9,32 @@ from gan_cli.models.layers import MinibatchStd
 from gan_cli.models.norm import norm_2d
 
 
-def num_blocks(image_size: int) -> int:
-    """Stride-2 stages between 4x4 and the image: 3 at 32 px, 4 at 64 px."""
-    blocks = math.log2(image_size / 4) if image_size >= 8 else 0
-    if blocks < 1 or not blocks.is_integer():
+def stages(image_size: int) -> tuple[int, int]:
+    """(blocks, base): G grows a base x base map by `blocks` stride-2 stages to the image; D
+    shrinks it back. The base is the smallest one >= 4 that halving reaches: 4 for powers of two
+    (3 blocks at 32 px, 4 at 64 px, as in the DCGAN paper), 7 at MNIST's own 28 px (2 blocks), 5 at
+    20 px. Any multiple of 4 from 8 on works.
+
+    Raises ValueError for other sizes (the message names data.image_size)."""
+    if image_size < 8 or image_size % 4:
         raise ValueError(
-            f"DCGAN models need a power-of-two data.image_size >= 8 (e.g. 32 or 64), got {image_size}"
+            f"DCGAN models need a data.image_size that is a multiple of 4 and >= 8 (e.g. 28, 32 or 64), "
+            f"got {image_size}"
         )
-    return int(blocks)
+    blocks, base = 0, image_size
+    while base % 2 == 0 and base // 2 >= 4:
+        blocks, base = blocks + 1, base // 2
+    return blocks, base
 
 
 def generator_net(in_dim: int, channels: int, image_size: int, width: int, norm: str) -> nn.Module:
     """(N, in_dim) -> (N, channels, image_size, image_size) in [-1, 1]."""
-    blocks = num_blocks(image_size)
+    blocks, base = stages(image_size)
     bias = norm == "none"
     top = width * 2 ** (blocks - 1)
     layers: list[nn.Module] = [
         nn.Unflatten(1, (in_dim, 1, 1)),
-        nn.ConvTranspose2d(in_dim, top, 4, 1, 0, bias=bias),
+        nn.ConvTranspose2d(in_dim, top, base, 1, 0, bias=bias),
         norm_2d(norm, top),
         nn.ReLU(),
     ]
@@ -39,8 +46,8 @@ def generator_net(in_dim: int, channels: int, image_size: int, width: int, norm:
 
 
 def discriminator_trunk(in_channels: int, image_size: int, width: int, norm: str) -> nn.Sequential:
-    """(N, in_channels, S, S) -> (N, width * 2**(blocks-1), 4, 4) features."""
-    blocks = num_blocks(image_size)
+    """(N, in_channels, S, S) -> (N, width * 2**(blocks-1), base, base) features (see `stages`)."""
+    blocks, _ = stages(image_size)
     bias = norm == "none"
     layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1, bias=True), nn.LeakyReLU(0.2)]
     for i in range(1, blocks):
@@ -50,7 +57,13 @@ def discriminator_trunk(in_channels: int, image_size: int, width: int, norm: str
 
 
 def trunk_width(image_size: int, width: int) -> int:
-    return width * 2 ** (num_blocks(image_size) - 1)
+    """Feature maps of D's last stage."""
+    return width * 2 ** (stages(image_size)[0] - 1)
+
+
+def head(image_size: int, width: int, extra: int = 0) -> nn.Conv2d:
+    """D's last layer: one logit from the base x base maps of the trunk (+ `extra` maps)."""
+    return nn.Conv2d(trunk_width(image_size, width) + extra, 1, stages(image_size)[1], 1, 0, bias=False)
 
 
 class DCGANGenerator(nn.Module):
@@ -68,7 +81,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         self.trunk = discriminator_trunk(channels, image_size, width, norm)
         self.mbstd = MinibatchStd() if mbstd else nn.Identity()
-        self.head = nn.Conv2d(trunk_width(image_size, width) + int(mbstd), 1, 4, 1, 0, bias=False)
+        self.head = head(image_size, width, int(mbstd))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.head(self.mbstd(self.trunk(x))).view(-1)
