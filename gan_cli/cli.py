@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -158,6 +159,17 @@ class Attempt:
     fresh: bool = True  # this command made run_dir (not a resumed run's own folder)
     started: bool = False  # training began: the folder holds work
     step: int | None = None
+    transcript: Any = None  # the logs.Transcript that becomes the run's train.log
+
+    def keep_log(self, run_dir: Path) -> None:
+        if self.transcript is not None:
+            self.transcript.keep(run_dir / "train.log")
+
+    def report(self, message: str) -> None:
+        """The error paragraph, on stderr and in train.log."""
+        _report(message)
+        if self.transcript is not None:
+            self.transcript.log(f"Error: {message}\n")
 
 
 def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
@@ -225,7 +237,7 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
         torch.set_num_threads(threads)
         attempt.started, attempt.step = True, trainer.step
         if info.main:
-            _keep_transcript(run_dir)
+            attempt.keep_log(run_dir)
             print(f"Run directory: {run_dir.resolve()}", flush=True)
             print(f"CPU threads: {threads} ({why})", flush=True)
             if info.enabled:
@@ -275,18 +287,8 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
     return metrics
 
 
-_transcript = None  # the Transcript of the job running in this process (for train.log)
-
-
-def _keep_transcript(run_dir: Path) -> None:
-    if _transcript is not None:
-        _transcript.keep(run_dir / "train.log")
-
-
 def _report(message: str) -> None:
     print(f"Error: {message}", file=sys.stderr, flush=True)
-    if _transcript is not None:
-        _transcript.log(f"Error: {message}\n")
 
 
 def describe_failure(e: BaseException) -> str | None:
@@ -315,7 +317,7 @@ def describe_failure(e: BaseException) -> str | None:
     return None
 
 
-def _where_things_are(attempt: Attempt) -> str:
+def _where(attempt: Attempt) -> str:
     """What a failed run leaves behind, in one sentence (and the command to go on)."""
     if attempt.run_dir is None or not attempt.started:
         return ""
@@ -338,7 +340,7 @@ def _forget(attempt: Attempt, output_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def _hydra_train(cfg: DictConfig) -> float | None:
-    global _transcript
+    # no module-level state here: a joblib worker runs a pickled copy of this function
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -350,7 +352,7 @@ def _hydra_train(cfg: DictConfig) -> float | None:
     output_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     attempt = Attempt(run_dir=output_dir)
-    with Transcript() as _transcript:
+    with Transcript() as attempt.transcript:
         try:
             missing = sorted(OmegaConf.missing_keys(cfg))
             if missing:
@@ -359,18 +361,15 @@ def _hydra_train(cfg: DictConfig) -> float | None:
         except Interrupted as e:
             run = attempt.run_dir or output_dir
             saved = (
-                f"checkpoint written to {e.checkpoint}"
+                f"checkpoint written to {e.checkpoint}."
                 if e.checkpoint is not None
                 else f"no checkpoint written (the state was not finite). {e.last_good}"
             )
-            _report(
-                f"Stopped by {e}; {saved} Resume with: {command('gan-train', override('resume', str(run)))}"
-            )
+            resume = command("gan-train", override("resume", str(run)))
+            attempt.report(f"Stopped by {e}; {saved} Resume with: {resume}")
             sys.exit(128 + e.signum)
         except KeyboardInterrupt:
-            _report(
-                "Interrupted twice: stopped at once, without a new checkpoint." + _where_things_are(attempt)
-            )
+            attempt.report("Interrupted twice: stopped at once, without a new checkpoint." + _where(attempt))
             sys.exit(130)
         except Exception as e:  # noqa: BLE001 - sorted below: user errors, sweep jobs, bugs
             message = describe_failure(e)
@@ -380,15 +379,13 @@ def _hydra_train(cfg: DictConfig) -> float | None:
                 import traceback
 
                 message = "".join(traceback.format_exception(e)).strip()
-            _report(message + _where_things_are(attempt))
+            attempt.report(message + _where(attempt))
             if multirun:
-                _transcript.keep(output_dir / "train.log")
+                attempt.keep_log(output_dir)
                 record_failure(output_dir, e, message, attempt.step)
                 return math.nan  # the sweep goes on; sweepers (Optuna) count NaN as a failed trial
             _forget(attempt, output_dir)
             sys.exit(2)
-        finally:
-            _transcript = None
     value = metrics.get(cfg.trainer.objective)
     return float(value) if value is not None else None
 

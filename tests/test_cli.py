@@ -38,9 +38,15 @@ def test_gan_train_end_to_end(tmp_path):
     assert {"loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g", "diversity"} <= set(
         records[0]
     )
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000015.png", "step_000030.png"]
-    with Image.open(run / "samples" / "step_000030.png") as img:
-        assert img.size == (8 * 32 + 9 * 2, 8 * 32 + 9 * 2)  # 64 samples, 8 a row, 2 px padding
+    samples = sorted(p.name for p in (run / "samples").iterdir())
+    assert samples == ["real.png", "step_000015.png", "step_000030.png"]
+    for name in ("real.png", "step_000030.png"):
+        with Image.open(run / "samples" / name) as img:
+            assert img.size == (8 * 32 + 9 * 2, 8 * 32 + 9 * 2)  # 64 images, 8 a row, 2 px padding
+    with Image.open(run / "samples" / "real.png") as img:  # digits: mostly black, some white
+        pixels = torch.tensor(list(img.convert("L").getdata()), dtype=torch.float)
+        assert 0.5 < (pixels < 30).float().mean() < 0.95 and (pixels > 200).any()
+    assert "Run directory:" in (run / "train.log").read_text()
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == ["generator.pt", "last.pt", "step_000020.pt", "step_000030.pt"]
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)

@@ -16,11 +16,12 @@ from gan_cli.schema import DataConfig
 
 def mixture_modes(name: str) -> Tensor:
     """Centres of the 2-D Gaussian mixtures of the PacGAN protocol (ring8, grid25)."""
+    # on the CPU whatever the default device (models are dry-built on the meta device)
     if name == "ring8":
-        angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        angles = torch.arange(8, dtype=torch.float64, device="cpu") * (2 * math.pi / 8)
         return torch.stack([angles.cos(), angles.sin()], dim=1).float()
     if name == "grid25":
-        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
+        axis = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0], device="cpu")
         return torch.cartesian_prod(axis, axis)
     raise ValueError(f"{name!r} is not a 2-D mixture (ring8, grid25)")
 
