@@ -21,33 +21,64 @@ from gan_cli.schema import EvalConfig, MetricName
 
 
 class SampleFormat(str, Enum):
-    png = "png"
-    npy = "npy"
+    png = "png"  # one PNG file per sample
+    npy = "npy"  # one samples.npy array (+ samples_labels.npy for conditional models)
 
 
 @dataclass
 class SampleCommand:
     run: str = "???"  # a run directory, or a checkpoint / generator.pt file
-    n: int = 64
-    out: str = "samples.png"  # a .png grid, a folder of PNGs, or a .npy file
-    format: SampleFormat = SampleFormat.png
-    seed: int = 0
+    n: int = 64  # samples to draw (interpolate > 0: rounded down to whole rows)
+    # its extension decides what is written: .png .jpg .webp .bmp .tif ... one grid image (2-D points:
+    # a scatter); .npy one array (images: uint8 (N, H, W, C)); .npz one file of samples (+ labels);
+    # anything else (or a trailing /) a folder
+    out: str = "samples.png"
+    format: SampleFormat | None = None  # what a folder holds: png (default) or npy
+    seed: int = 0  # seed of the latent codes: the same seed gives the same samples
     labels: list[int] | None = None  # conditional models: the classes to draw (cycled to n)
     truncation: float = 0.0  # redraw latent components beyond this |value|; 0 = off
     interpolate: int = 0  # > 0: rows of this many steps along slerp walks between random codes
     nrow: int = 0  # images per grid row; 0 = about square (conditional: one row per class)
-    device: str = "cpu"
-    batch_size: int = 256
+    device: str = "cpu"  # where G runs: cpu, cuda, cuda:1, mps
+    batch_size: int = 256  # samples generated per forward pass
 
 
 @dataclass
 class EvalCommand:
-    run: str = "???"
+    run: str = "???"  # a run directory, or a checkpoint / generator.pt file
+    # metrics to compute (modes2d | fid | kid | is | pr | classifier); [] = eval.metrics
     metrics: list[MetricName] = field(default_factory=lambda: [])  # type: ignore[valid-type]
-    device: str = "cpu"
+    device: str = "cpu"  # where G and the metric networks run: cpu, cuda, cuda:1, mps
     data_root: str | None = None  # where the run's real data set lives now, if it moved
-    out: str | None = None  # eval.json path; default: <run>/eval.json
+    out: str | None = None  # a .json file, or a folder for its eval.json; default: <run>/eval.json
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SAMPLE_HELP = (
+    "Draw samples from a trained generator (its EMA weights when the run has them). The extension of "
+    "out= decides the format; the same seed gives the same samples."
+)
+SAMPLE_EXAMPLES = [
+    "gan-sample run=outputs/runs/<time> n=64 out=grid.png                 # one grid image (.jpg, .webp ...)",
+    "gan-sample run=outputs/runs/<time> n=10000 out=samples.npy seed=0    # uint8 (N, H, W, C) + labels",
+    "gan-sample run=outputs/runs/<time> n=10000 out=samples.npz           # samples (and labels) in one file",
+    "gan-sample run=outputs/runs/<time> n=100 out=samples/                # one PNG per sample",
+    "gan-sample run=outputs/runs/<time> labels=[3,3,7] n=30 out=g.png     # conditional models",
+    "gan-sample run=outputs/runs/<time> interpolate=8 n=64 out=walk.png   # slerp walks, 8 steps a row",
+]
+EVAL_HELP = (
+    "Evaluate a trained generator (its EMA weights when the run has them): print a table and merge the "
+    "results into the run's eval.json."
+)
+EVAL_EXAMPLES = [
+    "gan-eval run=outputs/runs/<time> metrics=[modes2d]                   # ring8 / grid25",
+    "gan-eval run=outputs/runs/<time> metrics=[classifier]                # offline, any labelled set",
+    "gan-eval run=outputs/runs/<time> metrics=[fid,kid,is,pr] eval.inception_weights=~/weights.pth",
+]
+HELP = {
+    "gan-sample": (SAMPLE_HELP, SAMPLE_EXAMPLES),
+    "gan-eval": (EVAL_HELP, EVAL_EXAMPLES),
+}
 
 
 class CommandError(RuntimeError):
@@ -57,10 +88,10 @@ class CommandError(RuntimeError):
 def parse(schema: type, argv: list[str], prog: str) -> Any:
     """key=value arguments -> a typed instance of `schema`; `--help` lists the keys."""
     if any(a in ("-h", "--help") for a in argv):
-        print(f"usage: {prog} key=value ...\n\nkeys (defaults):")
-        for f in fields(schema):
-            default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-            print(f"  {f.name} = {default!r}")
+        from gan_cli.helptext import command_help
+
+        summary, examples = HELP.get(prog, ("", []))
+        print(command_help(schema, f"{prog} key=value ...", summary, examples))
         sys.exit(0)
     bad = [a for a in argv if "=" not in a]
     if bad:
@@ -93,15 +124,76 @@ def _run_main(fn: Any, schema: type | None, prog: str) -> None:
 
 
 # ---- gan-sample ---------------------------------------------------------------------------------
+# Pillow's savers for these exist only as stubs that raise unless a third-party handler is installed
+_STUB_FORMATS = ("BUFR", "GRIB", "HDF5", "WMF")
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}  # WebP: exact pixels, as PNG
+
+
+def image_format(suffix: str) -> str | None:
+    """A file extension (".jpg") -> the Pillow format that writes it ("JPEG"), or None."""
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.registered_extensions().get(suffix.lower())
+    return fmt if fmt in Image.SAVE and fmt not in _STUB_FORMATS else None
+
+
+@dataclass(frozen=True)
+class SampleTarget:
+    """What `out=` asks for: kind "image" (one grid or scatter, written by Pillow as `pil_format`),
+    "npy", "npz", or "folder" (of PNGs, or of one samples.npy with `format=npy`)."""
+
+    path: Path
+    kind: str
+    pil_format: str | None = None
+    folder_format: SampleFormat = SampleFormat.png
+
+
+def sample_target(out: str, fmt: SampleFormat | None) -> SampleTarget:
+    """Read `out=` (and `format=`): the extension decides; `format` only says what a folder holds,
+    and a `format` that contradicts the extension is a CommandError naming both."""
+    path = Path(out).expanduser()
+    suffix = path.suffix.lower()
+    pil_format = image_format(suffix)
+    if out.endswith(("/", os.sep)) or not (pil_format or suffix in (".npy", ".npz")):
+        if path.is_file():
+            raise CommandError(
+                f"out={out} is an existing file, but a name without an image, .npy or .npz "
+                "extension is a folder of samples; choose another name."
+            )
+        return SampleTarget(path, "folder", folder_format=fmt or SampleFormat.png)
+    target = SampleTarget(path, suffix[1:] if suffix in (".npy", ".npz") else "image", pil_format)
+    agrees = {SampleFormat.png: target.pil_format == "PNG", SampleFormat.npy: target.kind == "npy"}
+    if fmt is not None and not agrees[fmt]:
+        what = f"a {pil_format} image" if pil_format else f"a {suffix} file"
+        raise CommandError(
+            f"format={fmt.value} contradicts out={out} (its extension asks for {what}). The extension "
+            f"decides the format of a file; format= only says what a folder holds: drop format=, or "
+            f"name a folder (e.g. out={path.with_suffix('')}/ format={fmt.value})."
+        )
+    if path.is_dir():
+        raise CommandError(
+            f"out={out} is an existing folder (an older gan-sample made folders of such names); "
+            f"remove it or choose another name for the {suffix} file."
+        )
+    return target
+
+
+def _check_sample_command(cmd: SampleCommand) -> None:
+    for key, low in (("n", 1), ("batch_size", 1), ("interpolate", 0), ("nrow", 0), ("truncation", 0)):
+        if getattr(cmd, key) < low:
+            raise CommandError(f"{key} must be >= {low}, got {getattr(cmd, key)}.")
+
+
 def sample(cmd: SampleCommand) -> Path:
-    import numpy as np
+    """Draw samples from a run's generator and write them where `out=` says; returns that path."""
     import torch
-    from torchvision.utils import save_image
 
     from gan_cli.latent import sample_latents
-    from gan_cli.logs import image_grid, scatter_image
-    from gan_cli.sampling import generate, load_generator, slerp, to_uint8
+    from gan_cli.sampling import generate, load_generator, slerp
 
+    _check_sample_command(cmd)
+    target = sample_target(cmd.out, cmd.format)
     gen = load_generator(cmd.run, torch.device(cmd.device))
     rng = torch.Generator().manual_seed(cmd.seed)
     z_dim = gen.model.z_dim
@@ -131,34 +223,77 @@ def sample(cmd: SampleCommand) -> Path:
     elif cmd.labels:
         raise CommandError("labels= is for conditional models; this generator is unconditional.")
     x = generate(gen, z, y, cmd.batch_size)
-    out = Path(cmd.out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    is_image = x.dim() == 4
-    if cmd.format == SampleFormat.npy or out.suffix == ".npy":
-        out = out if out.suffix == ".npy" else out / "samples.npy"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        arr = to_uint8(x).permute(0, 2, 3, 1).numpy() if is_image else x.numpy().astype(np.float32)
-        np.save(out, arr)  # images: uint8 (N, H, W, C), the layout FID tools read
-        if y is not None:
-            np.save(out.with_name(out.stem + "_labels.npy"), y.numpy())
-    elif out.suffix.lower() == ".png":
-        if is_image:
-            image = image_grid(x, nrow or max(1, round(len(x) ** 0.5)))
-        else:
-            from gan_cli.data import mixture_modes
+    scatter_modes = None
+    if x.dim() != 4:
+        from gan_cli.data import mixture_modes
 
-            name = gen.data.name.value
-            image = scatter_image(x, mixture_modes(name) if name in ("ring8", "grid25") else None)
-        save_image(image, out)
-    else:
-        if not is_image:
-            raise CommandError("2-D samples go to a .png scatter or a .npy file, not a folder.")
-        out.mkdir(parents=True, exist_ok=True)
-        for i, img in enumerate(x):
-            save_image(img.add(1).div(2).clamp(0, 1), out / f"{i:06d}.png")
+        name = gen.data.name.value
+        scatter_modes = mixture_modes(name) if name in ("ring8", "grid25") else None
+    what = write_samples(target, x, y, nrow or max(1, round(len(x) ** 0.5)), scatter_modes)
     weights = "EMA" if gen.ema else "raw"
-    print(f"{len(x)} samples from {gen.source} (step {gen.step}, {weights} weights) -> {out}")
-    return out
+    print(f"{len(x)} samples from {gen.source} (step {gen.step}, {weights} weights) -> {what}")
+    return target.path
+
+
+def write_samples(target: SampleTarget, x: Any, y: Any, nrow: int, modes: Any = None) -> str:
+    """Write samples `x` ([-1, 1] NCHW images, or (N, dim) points) and labels `y` (int64 (N,) or
+    None) as `target` says; returns what was written, for the user. Images go to arrays as uint8
+    (N, H, W, C) (the layout FID tools read), points as float32 (N, dim)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torchvision.utils import save_image
+
+    from gan_cli.logs import image_grid, scatter_image
+    from gan_cli.sampling import to_uint8
+
+    path, is_image = target.path, x.dim() == 4
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = to_uint8(x).permute(0, 2, 3, 1).numpy() if is_image else x.numpy().astype(np.float32)
+    labels = y.numpy() if y is not None else None
+    shape = f"{arr.dtype} {tuple(arr.shape)}"
+    if target.kind == "image":
+        picture = image_grid(x, nrow) if is_image else scatter_image(x, modes)
+        pixels = picture.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        try:
+            Image.fromarray(pixels).save(
+                path, format=target.pil_format, **_SAVE_OPTIONS.get(target.pil_format, {})
+            )
+        except (OSError, ValueError, KeyError) as e:
+            raise CommandError(
+                f"Pillow cannot write {path.name} as {target.pil_format} ({e}); use .png."
+            ) from e
+        kind = f"a grid of {nrow} a row" if is_image else "a scatter of the points"
+        return f"{path} ({target.pil_format}, {kind})"
+    if target.kind == "npz":
+        with open(path, "wb") as f:  # a file object: np.savez would append .npz to "X.NPZ"
+            np.savez(f, samples=arr, **({"labels": labels} if labels is not None else {}))
+        return f"{path} (samples: {shape}{', labels' if labels is not None else ''})"
+    if target.kind == "folder" and target.folder_format == SampleFormat.png:
+        if not is_image:
+            raise CommandError("2-D samples go to an image (a scatter), a .npy or a .npz file, not a folder.")
+        path.mkdir(parents=True, exist_ok=True)
+        stale = sorted(p.name for p in path.glob("[0-9]" * 6 + ".png") if int(p.stem) >= len(x))
+        if stale:
+            raise CommandError(
+                f"out={path} already holds {len(stale)} sample PNGs numbered from {len(x)} on "
+                f"({stale[0]} ...), from an earlier run with more samples; they would mix with these "
+                f"{len(x)}. Empty the folder or choose another."
+            )
+        for i, img in enumerate(x):
+            save_image(img.add(1).div(2).clamp(0, 1), path / f"{i:06d}.png")
+        return f"{path}/ ({len(x)} PNG files, 000000.png ...)"
+    if target.kind == "folder":
+        path.mkdir(parents=True, exist_ok=True)
+        path = path / "samples.npy"
+    with open(path, "wb") as f:  # a file object: np.save would append .npy to "X.NPY"
+        np.save(f, arr)
+    if labels is None:
+        return f"{path} ({shape})"
+    labels_path = path.with_name(path.stem + "_labels.npy")
+    with open(labels_path, "wb") as f:
+        np.save(f, labels)
+    return f"{path} ({shape}) and {labels_path.name}"
 
 
 def sample_main() -> None:
@@ -175,6 +310,19 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def eval_out(out: str) -> Path:
+    """`out=` of gan-eval -> the JSON file it names: a .json file, or eval.json in a folder (an
+    existing one, or one written with a trailing /); another extension is a CommandError."""
+    path = Path(out).expanduser()
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        return path / "eval.json"
+    if path.suffix.lower() != ".json":
+        raise CommandError(
+            f"out={out}: gan-eval writes JSON; name a .json file or a folder (which gets eval.json)."
+        )
+    return path
+
+
 def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
     import torch
 
@@ -187,6 +335,7 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
         raise CommandError(
             "name the metrics, e.g. metrics=[modes2d] or metrics=[fid,kid,pr] or metrics=[classifier]"
         )
+    out = eval_out(cmd.out) if cmd.out else None  # before the (long) evaluation
     device = torch.device(cmd.device)
     gen = load_generator(cmd.run, device)
     if cmd.data_root:
@@ -200,12 +349,9 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
         **results,
     }
     run = Path(cmd.run).expanduser()
-    out = (
-        Path(cmd.out).expanduser()
-        if cmd.out
-        else (run if run.is_dir() else gen.source.parent.parent) / "eval.json"
-    )
+    out = out or (run if run.is_dir() else gen.source.parent.parent) / "eval.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_safe({**previous, **record}), indent=2) + "\n")
     print(format_table(record))
     if "note" in results:
@@ -220,15 +366,33 @@ def eval_main() -> None:
 
 
 # ---- gan-report ---------------------------------------------------------------------------------
+REPORT_USAGE = """usage: gan-report <sweep folder or run folders...> [out=<folder>]
+
+Summarise finished or running jobs (folders with metrics.jsonl): one row per job with its overrides,
+status, steps, wall time, warnings raised and final / best metrics. Writes report.md, report.csv and
+report.png into the folder out= (default: the first folder given) and prints the table.
+
+examples:
+  gan-report outputs/sweeps/<time>
+  gan-report outputs/runs/<a> outputs/runs/<b> out=compare/"""
+# names that are files, not the folder that out= is
+_REPORT_FILE_SUFFIXES = (".md", ".csv", ".png", ".txt", ".html", ".json")
+
+
 def report_main() -> None:
     """Console script `gan-report <sweep folder> [more folders...]`."""
     from gan_cli.report import report
 
     def run(args: list[str]) -> None:
         if not args or args[0] in ("-h", "--help"):
-            print("usage: gan-report <sweep folder or run folders...> [out=<folder>]")
+            print(REPORT_USAGE)
             sys.exit(0 if args else 2)
         out = next((a.split("=", 1)[1] for a in args if a.startswith("out=")), None)
+        if out and Path(out).suffix.lower() in _REPORT_FILE_SUFFIXES and not Path(out).is_dir():
+            raise CommandError(
+                f"out={out}: out= is the folder that gets report.md, report.csv and report.png; "
+                f"name a folder (e.g. out={Path(out).with_suffix('')})."
+            )
         report([Path(a) for a in args if not a.startswith("out=")], Path(out) if out else None)
 
     _run_main(run, None, "gan-report")
