@@ -217,7 +217,6 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
 
     from gan_cli import distributed
     from gan_cli.cpu import auto_threads, parallel_jobs
-    from gan_cli.data import LoaderBatches
     from gan_cli.logs import NullLogger
     from gan_cli.trainer import resolve_device
 
@@ -232,8 +231,7 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
             trainer.load_state_dict(state, Path(str(cfg.resume)))
         launcher = OmegaConf.to_container(hc.launcher) if hc.mode == RunMode.MULTIRUN else None
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) * parallel_jobs(launcher, os.cpu_count() or 1)  # type: ignore[arg-type]
-        workers = typed.data.num_workers if isinstance(trainer.batches, LoaderBatches) else 0
-        threads, why = auto_threads(t.threads, local, workers)
+        threads, why = auto_threads(t.threads, local, trainer.game.loader_workers())
         torch.set_num_threads(threads)
         attempt.started, attempt.step = True, trainer.step
         if info.main:
@@ -395,11 +393,13 @@ def train_main() -> None:
     from gan_cli import sweep
 
     argv = sys.argv[1:]
-    if argv and argv[0] in ("-h", "--help"):
-        from gan_cli.helptext import train_help
+    if "-h" in argv or "--help" in argv:  # anywhere on the line, as Hydra takes it
+        from gan_cli.helptext import config_groups, train_help
 
-        print(train_help(argv[1] if len(argv) > 1 else None))
-        sys.exit(0)
+        i = argv.index("--help" if "--help" in argv else "-h")
+        topic = argv[i + 1] if i + 1 < len(argv) and "=" not in argv[i + 1] else None
+        print(train_help(topic))
+        sys.exit(0 if topic is None or topic.strip("/") in config_groups() else 2)
     _setup()
     try:
         check_overrides(argv)

@@ -17,7 +17,13 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gan_cli.errors import CommandError, UserError
 from gan_cli.schema import EvalConfig, MetricName
+
+
+class Translation(str, Enum):
+    a2b = "a2b"  # domain A -> B (G_AB)
+    b2a = "b2a"  # domain B -> A (G_BA)
 
 
 class SampleFormat(str, Enum):
@@ -41,6 +47,10 @@ class SampleCommand:
     nrow: int = 0  # images per grid row; 0 = about square (conditional: one row per class)
     device: str = "cpu"  # where G runs: cpu, cuda, cuda:1, mps
     batch_size: int = 256  # samples generated per forward pass
+    # cyclegan runs: the images to translate, a folder (sorted by file name) or a uint8 .npy of shape
+    # (N, H, W) or (N, H, W, C), converted as the training data was; the output keeps their order
+    input: str | None = None
+    direction: Translation = Translation.a2b  # cyclegan runs: a2b (G_AB) or b2a (G_BA)
 
 
 @dataclass
@@ -81,10 +91,6 @@ HELP = {
 }
 
 
-class CommandError(RuntimeError):
-    pass
-
-
 def parse(schema: type, argv: list[str], prog: str) -> Any:
     """key=value arguments -> a typed instance of `schema`; `--help` lists the keys."""
     if any(a in ("-h", "--help") for a in argv):
@@ -110,17 +116,31 @@ def parse(schema: type, argv: list[str], prog: str) -> Any:
 
 
 def _run_main(fn: Any, schema: type | None, prog: str) -> None:
-    from gan_cli.checkpoint import CheckpointError
-    from gan_cli.data import DataError
-    from gan_cli.metrics.inception import EvalError
+    from gan_cli.cli import describe_failure
 
     try:
         fn(parse(schema, sys.argv[1:], prog) if schema else sys.argv[1:])
-    except (CommandError, CheckpointError, DataError, EvalError) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as e:  # noqa: BLE001 - what a user can fix is one paragraph; a bug keeps its traceback
+        message = describe_failure(e) if not isinstance(e, UserError) else str(e)
+        if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"Error: {e}", file=sys.stderr)
+        print(f"Error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def device_of(name: str) -> Any:
+    """`device=` as a torch.device that exists on this machine, else a CommandError."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise CommandError(f"device={name} is not a device name (cpu, cuda, cuda:1, mps).") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CommandError(f"device={name}, but no CUDA GPU is available here; use device=cpu.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise CommandError(f"device={name}, but MPS is not available here; use device=cpu.")
+    return device
 
 
 # ---- gan-sample ---------------------------------------------------------------------------------
@@ -190,11 +210,16 @@ def sample(cmd: SampleCommand) -> Path:
     import torch
 
     from gan_cli.latent import sample_latents
-    from gan_cli.sampling import generate, load_generator, slerp
+    from gan_cli.sampling import LoadedTranslator, generate, load_run, slerp
 
     _check_sample_command(cmd)
     target = sample_target(cmd.out, cmd.format)
-    gen = load_generator(cmd.run, torch.device(cmd.device))
+    loaded = load_run(cmd.run, device_of(cmd.device))
+    if isinstance(loaded, LoadedTranslator):
+        return translate_images(loaded, cmd, target)
+    if cmd.input is not None:
+        raise CommandError("input= is for translation runs (model=cyclegan); this run samples from noise.")
+    gen = loaded
     rng = torch.Generator().manual_seed(cmd.seed)
     z_dim = gen.model.z_dim
     if cmd.interpolate > 0:
@@ -233,6 +258,69 @@ def sample(cmd: SampleCommand) -> Path:
     weights = "EMA" if gen.ema else "raw"
     print(f"{len(x)} samples from {gen.source} (step {gen.step}, {weights} weights) -> {what}")
     return target.path
+
+
+def translate_images(tr: Any, cmd: SampleCommand, target: SampleTarget) -> Path:
+    """gan-sample for a CycleGAN run: translate cmd.input in cmd.direction, written in the
+    input's order in the format `out=` names (PNG files keep the input files' names)."""
+    if cmd.input is None:
+        raise CommandError(
+            f"{tr.source} is a translation run (model=cyclegan): give the images to translate with "
+            "input=<folder or .npy> and direction=a2b|b2a."
+        )
+    direction = cmd.direction.value
+    source, _ = tr.domain(direction)
+    x, names = read_translation_input(Path(cmd.input).expanduser(), source.channels, tr.data.image_size)
+    y = tr.translate(x, direction, cmd.batch_size)
+    if target.kind == "folder" and target.folder_format == SampleFormat.png and names is not None:
+        from torchvision.utils import save_image
+
+        target.path.mkdir(parents=True, exist_ok=True)
+        for img, name in zip(y, names, strict=True):
+            save_image(img.add(1).div(2).clamp(0, 1), target.path / f"{name}.png")
+        what = f"{target.path}/ ({len(y)} PNG files named as the inputs)"
+    else:
+        what = write_samples(target, y, None, cmd.nrow or max(1, round(len(y) ** 0.5)))
+    print(f"{len(y)} images translated {direction} by {tr.source} (step {tr.step}) -> {what}")
+    return target.path
+
+
+def read_translation_input(path: Path, channels: int, size: int) -> tuple[Any, list[str] | None]:
+    """Images to translate -> ([-1, 1] (N, channels, size, size), their file stems or None): a
+    folder of image files (sorted by file name, decoded and fitted as image_folder training data
+    is) or a uint8 .npy of shape (N, H, W) or (N, H, W, C) (fitted as array data sets are)."""
+    import numpy as np
+    import torch
+
+    from gan_cli.data import DataError, to_model_range
+    from gan_cli.data.common import fit_array
+    from gan_cli.data.files import read_image_file, scan_images
+
+    if path.is_dir():
+        files = sorted(scan_images(path), key=lambda p: p.name)
+        if not files:
+            raise CommandError(f"input={path}: no image files in this folder.")
+        try:
+            x = torch.stack([read_image_file(f, channels, size) for f in files])
+        except DataError as e:
+            raise CommandError(f"input={path}: {e}") from e
+        return to_model_range(x), [f.stem for f in files]
+    if path.suffix.lower() == ".npy" and path.is_file():
+        arr = np.load(path, allow_pickle=False)
+        if (
+            arr.dtype != np.uint8
+            or arr.ndim not in (3, 4)
+            or (arr.ndim == 4 and arr.shape[-1] not in (1, 3, 4))
+        ):
+            raise CommandError(
+                f"input={path}: expected uint8 images of shape (N, H, W) or (N, H, W, C) with C 1, 3 or 4; "
+                f"got {arr.dtype} {arr.shape}."
+            )
+        x = torch.from_numpy(arr[..., None] if arr.ndim == 3 else arr[..., :3]).permute(0, 3, 1, 2)
+        if x.shape[-1] != x.shape[-2]:
+            raise CommandError(f"input={path}: images must be square (H = W), got {tuple(arr.shape[1:3])}.")
+        return to_model_range(fit_array(x.contiguous(), channels, size)), None
+    raise CommandError(f"input={path}: give a folder of images or a .npy file of uint8 images.")
 
 
 def write_samples(target: SampleTarget, x: Any, y: Any, nrow: int, modes: Any = None) -> str:
@@ -324,11 +412,9 @@ def eval_out(out: str) -> Path:
 
 
 def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
-    import torch
-
     from gan_cli.logs import json_safe
     from gan_cli.metrics import evaluate
-    from gan_cli.sampling import load_generator
+    from gan_cli.sampling import LoadedTranslator, load_run
 
     metrics = [m.value for m in cmd.metrics] or [m.value for m in cmd.eval.metrics]
     if not metrics:
@@ -336,18 +422,26 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
             "name the metrics, e.g. metrics=[modes2d] or metrics=[fid,kid,pr] or metrics=[classifier]"
         )
     out = eval_out(cmd.out) if cmd.out else None  # before the (long) evaluation
-    device = torch.device(cmd.device)
-    gen = load_generator(cmd.run, device)
-    if cmd.data_root:
-        gen.data.root = cmd.data_root
-    results = evaluate(gen, metrics, cmd.eval, device)
-    record = {
-        "step": gen.step,
-        "checkpoint": str(gen.source),
-        "ema": gen.ema,
-        "n_samples": cmd.eval.n_samples,
-        **results,
-    }
+    device = device_of(cmd.device)
+    gen = load_run(cmd.run, device)
+    if isinstance(gen, LoadedTranslator):
+        from gan_cli.metrics.translation import evaluate_translation
+
+        if cmd.data_root:
+            raise CommandError("data_root= names one data set; a translation run's are data.a and data.b.")
+        results = evaluate_translation(gen, metrics, cmd.eval, device)
+        record = {"step": gen.step, "checkpoint": str(gen.source), **results}
+    else:
+        if cmd.data_root:
+            gen.data.root = cmd.data_root
+        results = evaluate(gen, metrics, cmd.eval, device)
+        record = {
+            "step": gen.step,
+            "checkpoint": str(gen.source),
+            "ema": gen.ema,
+            "n_samples": cmd.eval.n_samples,
+            **results,
+        }
     run = Path(cmd.run).expanduser()
     out = out or (run if run.is_dir() else gen.source.parent.parent) / "eval.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}

@@ -21,12 +21,15 @@ from gan_cli.schema import HealthConfig
 # order of the per-step values accumulated on the device
 FIELDS = ("loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g")
 
+# a game's discriminators: (label, field of mean sigmoid(D(real)), field of mean sigmoid(D(fake)))
+GAN_DISCRIMINATORS = (("D", "d/real", "d/fake"),)
+
 WARNING_TEXT = {
-    "D_OVERPOWERS": "D separates real from fake almost perfectly (d/real > {overpower_real}, "
-    "d/fake < {overpower_fake}); G gets vanishing gradients. Try a lower optim.lr_d, label "
+    "OVERPOWERS": "{label} separates real from fake almost perfectly (real > {overpower_real}, "
+    "fake < {overpower_fake}); its generator gets vanishing gradients. Try a lower optim.lr_d, label "
     "smoothing or fewer D steps (after loss=minimax: loss=nonsaturating or hinge); a small data set "
     "that D memorises: trainer.diffaugment=[translation] or loss.r1_gamma.",
-    "D_FAILING": "D scores real data below {failing_real} on average: it is losing the game. "
+    "FAILING": "{label} scores real data below {failing_real} on average: it is losing the game. "
     "Try a higher optim.lr_d or a smaller optim.lr_g.",
     "G_COLLAPSE": "the diversity of fixed-noise samples fell below {collapse_ratio} of a real "
     "batch's: G may be collapsing onto few modes. Try a lower optim.lr_g or another loss.",
@@ -74,23 +77,31 @@ class Summary:
 
 
 class HealthMonitor:
-    """Window accumulator of FIELDS and the warnings they raise. NaN or inf in a loss, or in a
-    gradient norm where `watch_grads` (not under fp16, whose GradScaler expects and drops inf
-    gradients), marks the window non-finite."""
+    """Window accumulator of a game's per-step `fields` (GAN: FIELDS) and the warnings they raise.
+    NaN or inf in a loss (`loss/*`), or in a gradient norm (`grad_norm/*`) where `watch_grads` (not
+    under fp16, whose GradScaler expects and drops inf gradients), marks the window non-finite.
+    `discriminators` name the (real, fake) probability fields of each D for its warnings."""
 
     def __init__(
-        self, cfg: HealthConfig, probabilistic: bool, device: torch.device, watch_grads: bool = True
+        self,
+        cfg: HealthConfig,
+        probabilistic: bool,
+        device: torch.device,
+        watch_grads: bool = True,
+        fields: tuple[str, ...] = FIELDS,
+        discriminators: tuple[tuple[str, str, str], ...] = GAN_DISCRIMINATORS,
     ) -> None:
         self.cfg = cfg
         self.probabilistic = probabilistic
         self.device = device
-        self.watched = [FIELDS.index(k) for k in ("loss/d", "loss/g")]
-        if watch_grads:
-            self.watched += [FIELDS.index(k) for k in ("grad_norm/d", "grad_norm/g")]
+        self.fields = fields
+        self.discriminators = discriminators
+        prefixes = ("loss/", "grad_norm/") if watch_grads else ("loss/",)
+        self.watched = [i for i, k in enumerate(fields) if k.startswith(prefixes)]
         self.reset()
 
     def reset(self) -> None:
-        self.acc = torch.zeros(len(FIELDS), device=self.device, dtype=torch.float64)
+        self.acc = torch.zeros(len(self.fields), device=self.device, dtype=torch.float64)
         self.steps = 0
         # per watched field: the first step of the window at which it was NaN or inf, else -1
         self.first_bad = torch.full((len(self.watched),), -1, device=self.device, dtype=torch.long)
@@ -110,15 +121,18 @@ class HealthMonitor:
         bad = [s for s in per_field if s >= 0]
         if not bad:
             return -1, []
-        names = [FIELDS[self.watched[i]] for i, s in enumerate(per_field) if s == min(bad)]
+        names = [self.fields[self.watched[i]] for i, s in enumerate(per_field) if s == min(bad)]
         losses = [n for n in names if n.startswith("loss/")]
         return min(bad), losses or names  # a NaN loss makes NaN gradients: name the cause
 
-    def summarise(self, step: int, diversity: float | None) -> Summary:
-        """Window means, diversity and the warnings they raise; starts the next window."""
+    def summarise(self, step: int, diversity: float | dict[str, float] | None) -> Summary:
+        """Window means, diversity (one value, or several `diversity*` metrics) and the warnings
+        they raise; starts the next window."""
         means = (self.acc / max(self.steps, 1)).tolist()
-        metrics = dict(zip(FIELDS, means, strict=True))
-        if diversity is not None:
+        metrics = dict(zip(self.fields, means, strict=True))
+        if isinstance(diversity, dict):
+            metrics.update(diversity)
+        elif diversity is not None:
             metrics["diversity"] = diversity
         first_bad, bad_losses = self.nonfinite()
         warnings = self._warnings(metrics, first_bad, step)
@@ -132,16 +146,21 @@ class HealthMonitor:
             out.append("NON_FINITE")
         if step <= c.warmup:
             return out
-        if self.probabilistic and m["d/real"] > c.overpower_real and m["d/fake"] < c.overpower_fake:
-            out.append("D_OVERPOWERS")
-        if self.probabilistic and m["d/real"] < c.failing_real:
-            out.append("D_FAILING")
-        if "diversity" in m and m["diversity"] < c.collapse_ratio:
+        for label, real, fake in self.discriminators if self.probabilistic else ():
+            if m[real] > c.overpower_real and m[fake] < c.overpower_fake:
+                out.append(f"{label}_OVERPOWERS")
+        for label, real, _ in self.discriminators if self.probabilistic else ():
+            if m[real] < c.failing_real:
+                out.append(f"{label}_FAILING")
+        if any(k.startswith("diversity") and v < c.collapse_ratio for k, v in m.items()):
             out.append("G_COLLAPSE")
         return out
 
     def explain(self, name: str) -> str:
-        return WARNING_TEXT[name].format(**vars(self.cfg))
+        label, _, kind = (
+            name.rpartition("_") if name.endswith(("_OVERPOWERS", "_FAILING")) else ("", "", name)
+        )
+        return WARNING_TEXT[kind].format(label=label, **vars(self.cfg))
 
     def state_dict(self) -> dict[str, Any]:
         return {"acc": self.acc, "steps": self.steps, "first_bad": self.first_bad}

@@ -49,8 +49,17 @@ def _comment_text(token: str) -> str:
 
 @cache
 def field_comments(cls: type) -> dict[str, str]:
-    """Field name -> the comment beside it in `cls`'s source, else the comment block right above it
-    (joined into one line); fields without either are left out. Empty if the source is unavailable."""
+    """Field name -> the comment beside it in the source of `cls` or of the dataclass it extends,
+    else the comment block right above it (joined into one line); fields without either are left
+    out. Empty if the source is unavailable."""
+    inherited: dict[str, str] = {}
+    for base in reversed(cls.__mro__[1:]):
+        if dataclasses.is_dataclass(base):
+            inherited.update(field_comments(base))
+    return inherited | _own_field_comments(cls)
+
+
+def _own_field_comments(cls: type) -> dict[str, str]:
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):

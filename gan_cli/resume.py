@@ -38,8 +38,8 @@ RESUME_FREE = (
 
 
 def _fixed_by(key: str) -> str | None:
-    """Why `key` cannot change on resume, or None when it may."""
-    if key in RESUME_FREE:
+    """Why `key` cannot change on resume, or None when it may (also data.a.root and the like)."""
+    if key.startswith("data.") and f"data.{key.rsplit('.', 1)[-1]}" in RESUME_FREE:
         return None
     for prefix, reason in RESUME_FIXED.items():
         if key == prefix or key.startswith(prefix + "."):

@@ -12,8 +12,8 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import Tensor, nn
 
 from gan_cli.checkpoint import GENERATOR_FORMAT, CheckpointError, nonfinite_tensors
-from gan_cli.models import build_models, is_conditional
-from gan_cli.schema import DataConfig, LossName, ModelConfig
+from gan_cli.models import build_models, build_translators, is_conditional
+from gan_cli.schema import DataConfig, DomainConfig, LossName, ModelConfig
 
 
 @dataclass
@@ -88,12 +88,99 @@ def generator_from_state(state: dict[str, Any], source: Path, device: torch.devi
     return LoadedGenerator(g.to(device).eval(), model_cfg, data_cfg, int(step), bool(ema), source)
 
 
-def load_generator(run: str | Path, device: torch.device) -> LoadedGenerator:
+@dataclass
+class LoadedTranslator:
+    """A trained CycleGAN's two generators: g_ab maps domain A to B, g_ba B to A."""
+
+    g_ab: nn.Module  # in eval mode, on its device
+    g_ba: nn.Module
+    model: ModelConfig
+    data: DataConfig  # data.a and data.b: how each domain's images were read
+    step: int
+    source: Path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.g_ab.parameters()).device
+
+    def domain(self, direction: str) -> tuple[DomainConfig, DomainConfig]:
+        """(source, target) domain configs of "a2b" or "b2a"."""
+        assert self.data.a is not None and self.data.b is not None
+        return (self.data.a, self.data.b) if direction == "a2b" else (self.data.b, self.data.a)
+
+    @torch.no_grad()
+    def translate(self, x: Tensor, direction: str, batch_size: int = 256) -> Tensor:
+        """[-1, 1] images of the source domain -> the target domain's, float on the CPU, in
+        batches. Raises CheckpointError when any output is NaN or inf."""
+        net = self.g_ab if direction == "a2b" else self.g_ba
+        net.eval()
+        out = [net(x[i : i + batch_size].to(self.device)).float().cpu() for i in range(0, len(x), batch_size)]
+        y = torch.cat(out) if out else x.new_zeros((0,))
+        bad = int((~torch.isfinite(y.flatten(1))).any(1).sum()) if len(y) else 0
+        if bad:
+            raise CheckpointError(
+                f"{self.source}: the {direction} generator's output is NaN or inf for {bad} images."
+            )
+        return y
+
+
+def translator_from_state(state: dict[str, Any], source: Path, device: torch.device) -> LoadedTranslator:
+    """Rebuild a CycleGAN's generators from its generator.pt or a full training checkpoint."""
+    if state.get("format") == GENERATOR_FORMAT:
+        model, data, loss, step = state["model"], state["data"], state["loss"], state["step"]
+        weights = state["state_dict"]
+    else:
+        cfg = state["config"]
+        model, data, loss, step = cfg["model"], cfg["data"], cfg["loss"]["name"], state["step"]
+        weights = {"g_ab": state["models"]["g_ab"], "g_ba": state["models"]["g_ba"]}
+    bad = nonfinite_tensors(weights)
+    if bad:
+        raise CheckpointError(
+            f"{source}: {len(bad)} tensors of the generators' weights are NaN or inf ({', '.join(bad[:3])}): "
+            "the run diverged before this file was written. Use an earlier checkpoint "
+            "(checkpoints/step_*.pt)."
+        )
+    try:
+        model_cfg, data_cfg = _typed(ModelConfig, model), _typed(DataConfig, data)
+        g_ab, g_ba, _, _ = build_translators(model_cfg, data_cfg, LossName(loss))
+        g_ab.load_state_dict(weights["g_ab"])
+        g_ba.load_state_dict(weights["g_ba"])
+    except (OmegaConfBaseException, ValueError, RuntimeError, KeyError) as e:
+        raise CheckpointError(
+            f"{source}: its recorded config and weights do not rebuild two generators "
+            f"({str(e).splitlines()[0]})."
+        ) from e
+    return LoadedTranslator(
+        g_ab.to(device).eval(), g_ba.to(device).eval(), model_cfg, data_cfg, int(step), source
+    )
+
+
+def is_translation(state: dict[str, Any]) -> bool:
+    """Whether a checkpoint or generator.pt holds a translation model (CycleGAN)."""
+    model = state.get("model") or state.get("config", {}).get("model", {})
+    return state.get("game") == "cyclegan" or model.get("name") == "cyclegan"
+
+
+def load_run(run: str | Path, device: torch.device) -> LoadedGenerator | LoadedTranslator:
+    """A run's generator (or a translation run's two) from its generator.pt or a checkpoint."""
     from gan_cli.checkpoint import FORMAT, GENERATOR_FORMAT, load_checkpoint, require_contents
 
     path = generator_file(run)
     state = require_contents(load_checkpoint(path, (FORMAT, GENERATOR_FORMAT)), path)
+    if is_translation(state):
+        return translator_from_state(state, path, device)
     return generator_from_state(state, path, device)
+
+
+def load_generator(run: str | Path, device: torch.device) -> LoadedGenerator:
+    """A run's generator; a CheckpointError for a translation run (see load_run)."""
+    loaded = load_run(run, device)
+    if isinstance(loaded, LoadedTranslator):
+        raise CheckpointError(
+            f"{loaded.source}: a CycleGAN run translates images instead of sampling them: "
+            "give it input=PATH direction=a2b|b2a (gan-sample)."
+        )
+    return loaded
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

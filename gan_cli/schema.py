@@ -29,6 +29,8 @@ class DataName(str, Enum):
     svhn = "svhn"
     celeba = "celeba"
     image_folder = "image_folder"
+    digits = "digits"  # scikit-learn's 1,797 8x8 digits (inside the installed package), upscaled
+    unpaired = "unpaired"  # two image sets, data.a and data.b, for translation (model=cyclegan)
 
 
 class Labels(str, Enum):
@@ -40,6 +42,7 @@ class ModelName(str, Enum):
     mlp = "mlp"
     dcgan = "dcgan"
     cgan = "cgan"
+    cyclegan = "cyclegan"  # unpaired image-to-image translation (games/cyclegan.py)
 
 
 class CondMode(str, Enum):
@@ -51,6 +54,7 @@ class Norm(str, Enum):
     auto = "auto"  # batch norm, except layer norm in D for wgan_gp (the penalty is per sample)
     batch = "batch"
     layer = "layer"
+    instance = "instance"  # per sample and channel, no affine (CycleGAN)
     none = "none"
 
 
@@ -100,7 +104,9 @@ class OnNonFinite(str, Enum):
 
 
 @dataclass
-class DataConfig:
+class DomainConfig:
+    """One data set."""
+
     name: DataName = MISSING
     root: str | None = None  # where the files live (searched, or downloaded into)
     download: bool = False  # fetch a missing torchvision set (needs network)
@@ -124,32 +130,48 @@ class DataConfig:
 
 
 @dataclass
+class DataConfig(DomainConfig):
+    """The data set of a run: one set, or (data.name=unpaired) the two domains of a translation."""
+
+    a: DomainConfig | None = None  # unpaired: domain A (any set above, with its own keys)
+    b: DomainConfig | None = None  # unpaired: domain B
+
+
+@dataclass
 class ModelConfig:
     name: ModelName = MISSING
-    z_dim: int = 100
+    z_dim: int = 100  # length of G's latent code z
     # latent prior: 0 = standard normal; K > 0 = a mixture of K Gaussians with fixed means spread
     # over [-1, 1]^z_dim and std z_component_std (GM-GAN, Ben-Yosef & Weinshall 2018): its empty
     # gaps let G jump between separate modes without samples in between (latent.py)
     z_components: int = 0
-    z_component_std: float = 0.03
+    z_component_std: float = 0.03  # std of each latent mixture component (z_components > 0)
     # mlp: hidden widths of G (input to output) and D (input to output)
     g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
-    d_hidden: list[int] = field(default_factory=lambda: [512, 256])
+    d_hidden: list[int] = field(
+        default_factory=lambda: [512, 256]
+    )  # mlp: hidden widths of D (input to output)
     g_activation: Activation = Activation.leaky_relu  # mlp G: relu can map whole regions of z to one point
     d_maxout: int = 0  # mlp D: > 1 = maxout units of this many pieces (the PacGAN paper's D uses 5)
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
-    d_channels: int = 64
-    g_norm: Norm = Norm.auto
-    d_norm: Norm = Norm.auto
+    d_channels: int = 64  # dcgan / cgan: feature maps of D's first layer (doubling towards the output)
+    g_norm: Norm = Norm.auto  # normalisation in G; auto = batch (cyclegan: instance)
+    d_norm: Norm = (
+        Norm.auto
+    )  # normalisation in D; auto = batch, layer norm for wgan_gp (the penalty is per sample)
     # cgan
-    embed_dim: int = 50
-    cond: CondMode = CondMode.projection
+    embed_dim: int = 50  # cgan: length of the label embedding G sees
+    cond: CondMode = CondMode.projection  # cgan: how D sees the label
     # stabilisers
     spectral_norm_d: bool = False  # spectral normalisation of D's layers (Miyato et al. 2018)
-    spectral_norm_g: bool = False
+    spectral_norm_g: bool = False  # spectral normalisation of G's layers
     pack: int = 1  # PacGAN: D judges `pack` samples at once (Lin et al. 2018); batch divisible by it
     mbstd: bool = False  # minibatch standard-deviation feature in D (Karras et al. 2018; mlp, dcgan)
+    # cyclegan: residual blocks of the ResNet generators (the paper: 9 at 256 px, 6 at 128 px) and
+    # stride-2 layers of the PatchGAN discriminators (3: 70x70 patches, the whole image at 32 px)
+    res_blocks: int = 6
+    d_layers: int = 3
 
 
 @dataclass
@@ -164,21 +186,26 @@ class LossConfig:
     # top-k G updates (Sinha et al. 2020): G learns only from the fraction of its batch that D rates
     # most realistic, annealed linearly from 1 to top_k over top_k_steps (0: top_k from the start)
     top_k: float = 1.0
-    top_k_steps: int = 0
+    top_k_steps: int = 0  # steps over which top_k is annealed from 1; 0 = top_k from the start
     unroll_steps: int = 0  # unrolled GAN: G steps against D k Adam steps ahead (Metz et al. 2017); 0 = off
+    # cyclegan (Zhu et al. 2017): L1 cycle-consistency weight per direction, and the identity loss's
+    # weight relative to it (0 = off; needs data.a and data.b with the same channels)
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5
 
 
 @dataclass
 class OptimConfig:
     name: OptimName = OptimName.adam
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    lr_g: float = 2e-4  # G's learning rate
+    lr_d: float = 2e-4  # D's learning rate
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])  # Adam only
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 weight decay of both optimizers
     # learning-rate schedule of both optimizers (two timescales: set lr_g and lr_d apart)
     schedule: Schedule = Schedule.constant
     schedule_steps: int = 0  # horizon of the decay in G steps; 0 = trainer.steps
     warmup_steps: int = 0  # linear warm-up from 0
+    decay_start: float = 0.0  # linear / cosine: hold the rate for this fraction of the horizon, then decay
 
 
 @dataclass
@@ -194,22 +221,25 @@ class HealthConfig:
 @dataclass
 class TrainerConfig:
     steps: int = 2000  # G updates
-    batch_size: int = 64
-    seed: int = 0
-    device: Device = Device.auto
-    precision: Precision = Precision.auto
-    log_every: int = 50
-    sample_every: int = 500
-    ckpt_every: int = 1000
+    batch_size: int = 64  # samples per D and G step (per rank under torchrun)
+    seed: int = 0  # seeds weights, noise and data order: the same seed gives the same run
+    device: Device = Device.auto  # auto = cuda if available, else mps, else cpu
+    precision: Precision = (
+        Precision.auto
+    )  # autocast dtype; auto = bf16 on a CUDA GPU that supports it, else fp32
+    log_every: int = 50  # health metrics to the terminal, TensorBoard and metrics.jsonl
+    sample_every: int = 500  # fixed-noise grid to samples/ and TensorBoard (and at the end)
+    ckpt_every: int = 1000  # checkpoints/step_*.pt and last.pt (and at the end)
     keep_ckpts: int = 3  # newest step checkpoints kept besides last.pt
     n_samples: int = 64  # fixed-noise grid size (conditional: samples per class row = n // classes)
     ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
     # BatchNorm statistics of the EMA generator re-estimated from this many batches of fixed noise
     # before it is sampled, evaluated or saved; 0 = keep the live G's (which fit other weights)
     ema_bn_batches: int = 50
-    on_nonfinite: OnNonFinite = OnNonFinite.stop
+    on_nonfinite: OnNonFinite = OnNonFinite.stop  # NaN/inf: stop, skip the update, or roll back
     rollback_lr_factor: float = 0.5  # on_nonfinite=rollback: learning rates scaled by this per rollback
     skip_limit: int = 100  # on_nonfinite=skip: stop after this many updates skipped in a row
+    pool_size: int = 50  # cyclegan: past fakes the discriminators also see (Shrivastava et al. 2017); 0 = off
     # intra-op CPU threads of this process; 0 = auto: the CPUs this process may use, shared among the
     # processes gan-cli started on this machine (torchrun's local ranks, a joblib sweep's parallel jobs)
     # less the DataLoader workers of a streamed data set; an explicit OMP_NUM_THREADS is honoured
@@ -220,7 +250,7 @@ class TrainerConfig:
     sync_bn: bool = False  # torchrun: BatchNorm statistics over all ranks (SyncBatchNorm), else per rank
     compile: bool = False  # torch.compile G and D (see README for where it helps)
     progress: bool = True  # tqdm bar
-    tensorboard: bool = True
+    tensorboard: bool = True  # write TensorBoard events to tb/
     objective: str = "diversity"  # metric returned to a sweeper (a key of metrics.jsonl)
     health: HealthConfig = field(default_factory=HealthConfig)
 
@@ -241,16 +271,16 @@ class Direction(str, Enum):
 @dataclass
 class EvalConfig:
     every: int = 0  # evaluate during training every N steps (and at the end); 0 = never
-    metrics: list[MetricName] = field(default_factory=list)
+    metrics: list[MetricName] = field(default_factory=list)  # modes2d | fid | kid | is | pr | classifier
     n_samples: int = 10000  # generated samples per evaluation (modes2d always uses 2,500)
     real_samples: int = 10000  # real samples for reference statistics (at most the whole set)
     best: str | None = None  # a metric key (e.g. fid, classifier/fd) that keeps checkpoints/best.pt
-    best_mode: Direction = Direction.min
+    best_mode: Direction = Direction.min  # min: a lower eval.best is better; max: a higher one
     inception_weights: str | None = None  # pt_inception-2015-12-05 weights file; else torch's hub cache
     cache_dir: str = "~/.cache/gan-cli"  # real-set features and trained classifiers
-    batch_size: int = 250
-    classifier_epochs: int = 12
-    seed: int = 0
+    batch_size: int = 250  # images per forward pass of G and the metric networks
+    classifier_epochs: int = 12  # epochs of the classifier metric's small CNN on the real set
+    seed: int = 0  # seed of the generated and real samples an evaluation draws
 
 
 @dataclass
@@ -281,7 +311,9 @@ def register() -> None:
 
 def schema_tree() -> DictConfig:
     """The whole schema with every group filled by its defaults, for looking up valid keys."""
-    return OmegaConf.structured(Config(**{name: cls() for name, cls in GROUPS.items()}))
+    groups = {name: cls() for name, cls in GROUPS.items()}
+    groups["data"] = DataConfig(a=DomainConfig(), b=DomainConfig())
+    return OmegaConf.structured(Config(**groups))
 
 
 def valid_keys(path: str) -> list[str] | None:
@@ -299,7 +331,9 @@ MINIMUM: dict[str, float] = {
     **dict.fromkeys(
         ("steps", "batch_size", "log_every", "sample_every", "ckpt_every", "n_samples", "skip_limit"), 1
     ),
-    **dict.fromkeys(("keep_ckpts", "ema_bn_batches", "instance_noise", "instance_noise_steps", "threads"), 0),
+    **dict.fromkeys(
+        ("keep_ckpts", "ema_bn_batches", "instance_noise", "instance_noise_steps", "threads", "pool_size"), 0
+    ),
     "health.diversity_samples": 2,
     "health.warmup": 0,
 }
@@ -312,6 +346,10 @@ MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
     "model.g_channels": 1,
     "model.d_channels": 1,
     "model.embed_dim": 1,
+    "model.res_blocks": 0,
+    "model.d_layers": 1,
+    "loss.cycle_weight": 0,
+    "loss.identity_weight": 0,
     "loss.gp_weight": 0,
     "loss.r1_gamma": 0,
     "optim.weight_decay": 0,
@@ -353,6 +391,8 @@ def check_config(cfg: Config) -> None:
         problems.append(
             f"eval.every={cfg.eval.every} evaluates nothing: name the metrics, e.g. eval.metrics=[classifier]"
         )
+    if not 0.0 <= cfg.optim.decay_start < 1.0:
+        problems.append(f"optim.decay_start must be a fraction in [0, 1), got {cfg.optim.decay_start}")
     if not 0.0 <= t.ema_decay < 1.0:
         problems.append(f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
     if cfg.loss.n_critic < 1:
@@ -370,6 +410,7 @@ def check_config(cfg: Config) -> None:
         problems.append(
             f"images need data.channels 1 or 3 and data.image_size >= 1, got {d.channels} and {d.image_size}"
         )
+    problems += _translation_problems(cfg)
     if m.z_dim < 1:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
     if m.z_components < 0:
@@ -420,6 +461,45 @@ def check_config(cfg: Config) -> None:
         raise ConfigError("Invalid config:\n  - " + "\n  - ".join(problems))
 
 
+def _translation_problems(cfg: Config) -> list[str]:
+    """model=cyclegan needs data=unpaired (two image domains), and only it takes one."""
+    d, m = cfg.data, cfg.model
+    unpaired = d.name == DataName.unpaired
+    if m.name != ModelName.cyclegan:
+        if unpaired:
+            return [
+                "data=unpaired holds two domains for translation: it needs model=cyclegan, "
+                f"not {m.name.value}"
+            ]
+        return []
+    if not unpaired or d.a is None or d.b is None:
+        return [
+            f"model=cyclegan translates between two image sets: choose data=digits2mnist or data=unpaired "
+            f"with data.a and data.b (got data={d.name.value})"
+        ]
+    problems = []
+    for key, dom in (("data.a", d.a), ("data.b", d.b)):
+        if dom.name in (DataName.unpaired,) or dom.dim:
+            problems.append(f"{key}.name={dom.name.value}: a domain is one image set")
+        elif dom.channels not in (1, 3) or dom.image_size != d.image_size:
+            problems.append(
+                f"{key} needs channels 1 or 3 and data.image_size={d.image_size} (got {dom.channels} and "
+                f"{dom.image_size}); both domains are read at one size"
+            )
+    if d.image_size < 8 or d.image_size % 4:
+        problems.append(
+            f"model=cyclegan needs a data.image_size that is a multiple of 4 and >= 8, got {d.image_size}"
+        )
+    if cfg.loss.identity_weight and d.a.channels != d.b.channels:
+        problems.append(
+            f"loss.identity_weight={cfg.loss.identity_weight} compares G_AB(b) with b, which needs both "
+            f"domains to have the same channels (data.a.channels={d.a.channels}, "
+            f"data.b.channels={d.b.channels}); set "
+            "loss.identity_weight=0 or convert one domain (data.b.channels=...)"
+        )
+    return problems
+
+
 def inert_settings(cfg: Config) -> list[str]:
     """Settings changed from their defaults that this run's other choices make do nothing: a
     note for each, printed at the start, so that no choice is silently not in force."""
@@ -446,6 +526,18 @@ def inert_settings(cfg: Config) -> list[str]:
         ("trainer.instance_noise_steps", cfg.trainer.instance_noise == 0, "trainer.instance_noise=0"),
         ("eval.best", cfg.eval.every == 0, "eval.every=0 (no evaluation during training)"),
         ("optim.schedule_steps", cfg.optim.schedule == Schedule.constant, "optim.schedule=constant"),
+        ("optim.decay_start", cfg.optim.schedule == Schedule.constant, "optim.schedule=constant"),
+        ("model.res_blocks", m.name != ModelName.cyclegan, f"model={m.name.value} (cyclegan's generator)"),
+        ("model.d_layers", m.name != ModelName.cyclegan, f"model={m.name.value} (cyclegan's discriminator)"),
+        ("loss.cycle_weight", m.name != ModelName.cyclegan, f"model={m.name.value} (no cycle)"),
+        ("loss.identity_weight", m.name != ModelName.cyclegan, f"model={m.name.value} (no identity loss)"),
+        ("trainer.pool_size", m.name != ModelName.cyclegan, f"model={m.name.value} (no image pool)"),
+        (
+            "model.z_dim",
+            m.name == ModelName.cyclegan,
+            "model=cyclegan (it translates images, no latent code)",
+        ),
+        ("trainer.ema_decay", m.name == ModelName.cyclegan, "model=cyclegan (no EMA generator)"),
     ]
     return [
         f"{key}={_get(cfg, key)!s} has no effect with {why}."

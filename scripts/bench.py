@@ -89,7 +89,7 @@ def build(case: list[str], device: str, precision: str, compile_: bool, data_siz
 
 def timed(trainer, name: str, totals: dict[str, float]) -> None:
     """Wrap trainer.<name> (or its batches.next) to add its wall time to totals[name]."""
-    owner, attr = (trainer.batches, "next") if name == "data" else (trainer, name)
+    owner, attr = (trainer.game.batches, "next") if name == "data" else (trainer.game, name)
     inner = getattr(owner, attr)
 
     def wrapper(*args, **kwargs):
@@ -141,7 +141,7 @@ def bench_case(name: str, args: argparse.Namespace, reference: float) -> dict:
     trainer._log(logger, writer)
     log_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    logger.image(trainer.step, trainer.sample_image())
+    logger.image(trainer.step, trainer.game.sample_image())
     sample_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     trainer._save(writer, logger)

@@ -77,7 +77,7 @@ def data_wait_share(device: torch.device, batch_size: int, steps: int) -> dict[s
         )
     trainer = Trainer(OmegaConf.to_object(cfg), Path(tempfile.mkdtemp()))
     waited = [0.0]
-    fetch = trainer.batches.next
+    fetch = trainer.game.batches.next
 
     def timed_next():
         sync(device)
@@ -87,7 +87,7 @@ def data_wait_share(device: torch.device, batch_size: int, steps: int) -> dict[s
         waited[0] += time.perf_counter() - t0
         return out
 
-    trainer.batches.next = timed_next  # type: ignore[method-assign]
+    trainer.game.batches.next = timed_next  # type: ignore[method-assign]
     for _ in range(3):
         trainer.train_step()
     sync(device)

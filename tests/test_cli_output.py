@@ -85,11 +85,15 @@ def test_auto_threads_shares_the_cpus_among_what_gan_cli_started():
     assert auto_threads(3, 8, 2, env={}) == (3, "trainer.threads")
     assert auto_threads(0, 1, 0, env={"OMP_NUM_THREADS": "1"})[0] == 1
     # torchrun's own OMP_NUM_THREADS=1 is a placeholder: the local ranks share the CPUs
-    assert auto_threads(0, 2, 0, env={"OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "2"})[0] == max(1, cpus // 2)
+    assert auto_threads(0, 2, 0, env={"OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "2"})[0] == max(
+        1, cpus // 2
+    )
     assert auto_threads(0, 1, 0, env={})[0] == cpus
     assert auto_threads(0, 1, 1, env={})[0] == max(1, cpus - 1)
     assert auto_threads(0, 4 * cpus, 0, env={})[0] == 1
-    assert parallel_jobs({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher", "n_jobs": 2}, 8) == 2
+    assert (
+        parallel_jobs({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher", "n_jobs": 2}, 8) == 2
+    )
     assert parallel_jobs({"_target_": "x.JoblibLauncher", "n_jobs": -1}, 8) == 8
     assert parallel_jobs({"_target_": "x.JoblibLauncher", "n_jobs": -2}, 8) == 7
     assert parallel_jobs({"_target_": "hydra._internal.BasicLauncher"}, 8) == 1

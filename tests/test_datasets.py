@@ -249,7 +249,7 @@ def test_cgan_on_subfolder_labels_discovers_classes(tmp_path):
         "trainer.n_samples=4",
     )
     trainer = Trainer(cfg, tmp_path / "run")
-    assert cfg.data.num_classes == 2 and trainer.fixed_y.tolist() == [0, 0, 1, 1]
+    assert cfg.data.num_classes == 2 and trainer.game.fixed_y.tolist() == [0, 0, 1, 1]
     fit(trainer, tmp_path / "run")
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert state["config"]["data"]["num_classes"] == 2

@@ -53,7 +53,7 @@ def test_skip_with_a_huge_learning_rate_never_saves_nan_and_fails(tmp_path):
 def test_skip_drops_updates_with_nonfinite_gradients(tmp_path):
     """Finite losses, NaN gradients: skip looked only at the losses and let the NaN in."""
     trainer = Trainer(compose_config("trainer.steps=6", "trainer.on_nonfinite=skip"), tmp_path)
-    weight = trainer.d_params[0]
+    weight = trainer.game.d_params[0]
     poisoned = {"n": 0}
 
     def hook(grad):
@@ -64,8 +64,8 @@ def test_skip_drops_updates_with_nonfinite_gradients(tmp_path):
 
     weight.register_hook(hook)
     fit(trainer, tmp_path)
-    assert poisoned["n"] == 1 and trainer._skipped_total == 1
-    assert all(torch.isfinite(p).all() for p in [*trainer.D.parameters(), *trainer.D.buffers()])
+    assert poisoned["n"] == 1 and trainer.updater.total == 1
+    assert all(torch.isfinite(p).all() for p in [*trainer.game.D.parameters(), *trainer.game.D.buffers()])
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["warnings"] for r in records if r["step"] == 3] == [["NON_FINITE"]]
 
@@ -80,7 +80,7 @@ def test_nan_weights_are_caught_at_the_checkpoint(tmp_path):
     def step():
         original()
         if trainer.step == 7:
-            next(trainer.G.buffers()).fill_(float("nan"))
+            next(trainer.game.G.buffers()).fill_(float("nan"))
 
     trainer.train_step = step
     with pytest.raises(NonFiniteError) as err:
@@ -94,12 +94,12 @@ def test_nan_weights_are_caught_at_the_checkpoint(tmp_path):
 def test_stop_message_before_any_checkpoint_says_there_is_none(tmp_path):
     cfg = compose_config("trainer.steps=20", "trainer.log_every=2", "trainer.ckpt_every=100")
     trainer = Trainer(cfg, tmp_path)
-    original = trainer.loss
+    original = trainer.game.loss
 
     def d_loss(real, fake):
         return original.d_loss(real, fake) * float("nan")
 
-    trainer.loss = type(original)(d_loss, original.g_loss, original.probabilistic)
+    trainer.game.loss = type(original)(d_loss, original.g_loss, original.probabilistic)
     with pytest.raises(NonFiniteError) as err:
         fit(trainer, tmp_path)
     assert "intact" not in str(err.value)
@@ -121,7 +121,9 @@ def test_gan_sample_refuses_a_generator_with_nan_weights(tmp_path):
     key = next(k for k, v in state["state_dict"].items() if v.is_floating_point())
     state["state_dict"][key] = state["state_dict"][key] * float("nan")
     torch.save(state, path)
-    out = run_cli(f"run={run}", "n=4", f"out={tmp_path / 'x.png'}", cwd=tmp_path, module="gan_cli.sample_main")
+    out = run_cli(
+        f"run={run}", "n=4", f"out={tmp_path / 'x.png'}", cwd=tmp_path, module="gan_cli.sample_main"
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "NaN or inf" in out.stderr and key in out.stderr
     assert not (tmp_path / "x.png").exists()
@@ -134,7 +136,9 @@ def test_gan_sample_refuses_a_generator_whose_samples_are_nan(tmp_path):
     key = next(k for k in state["state_dict"] if k.endswith("running_var"))
     state["state_dict"][key] = -torch.ones_like(state["state_dict"][key])  # sqrt of a negative: NaN
     torch.save(state, path)
-    out = run_cli(f"run={run}", "n=4", f"out={tmp_path / 'x.png'}", cwd=tmp_path, module="gan_cli.sample_main")
+    out = run_cli(
+        f"run={run}", "n=4", f"out={tmp_path / 'x.png'}", cwd=tmp_path, module="gan_cli.sample_main"
+    )
     assert out.returncode == 2 and "output is NaN or inf for 4 of 4 samples" in out.stderr
 
 
@@ -224,7 +228,7 @@ def test_a_model_that_does_not_fit_fails_before_the_images_are_read(tmp_path, mo
     from gan_cli.errors import ModelConfigError
 
     called = []
-    monkeypatch.setattr("gan_cli.trainer.make_batches", lambda *a, **k: called.append(1))
+    monkeypatch.setattr("gan_cli.games.gan.make_batches", lambda *a, **k: called.append(1))
     with pytest.raises(ModelConfigError, match="data.image_size that is a multiple of 4"):
         Trainer(compose_config("data=image_folder", f"data.root={tmp_path}", "data.image_size=30"), tmp_path)
     assert not called

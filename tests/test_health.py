@@ -94,11 +94,11 @@ def test_constant_generator_raises_g_collapse(tmp_path):
         "trainer.ema_decay=0",
     )
     trainer = Trainer(cfg, tmp_path)
-    trainer.G = ConstantGenerator((1, 16, 16))
-    trainer.opt_g = torch.optim.Adam(trainer.G.parameters())
+    trainer.game.G = ConstantGenerator((1, 16, 16))
+    trainer.game.opt_g = torch.optim.Adam(trainer.game.G.parameters())
     fit(trainer, tmp_path)
     assert "G_COLLAPSE" in warnings_logged(tmp_path)
-    assert trainer.diversity() < 1e-6
+    assert trainer.game.diversity() < 1e-6
 
 
 def test_healthy_start_raises_nothing(tmp_path):

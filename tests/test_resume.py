@@ -23,19 +23,19 @@ PAIRS = [("dcgan", "nonsaturating"), ("cgan", "hinge"), ("mlp", "wgan_gp")]
 
 def assert_same_state(a: Trainer, b: Trainer) -> None:
     for name in ("G", "D", "G_ema"):
-        sa, sb = getattr(a, name).state_dict(), getattr(b, name).state_dict()
+        sa, sb = getattr(a.game, name).state_dict(), getattr(b.game, name).state_dict()
         assert sa.keys() == sb.keys()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), f"{name}.{k} differs"
     for name in ("opt_g", "opt_d"):
-        sa, sb = getattr(a, name).state_dict()["state"], getattr(b, name).state_dict()["state"]
+        sa, sb = getattr(a.game, name).state_dict()["state"], getattr(b.game, name).state_dict()["state"]
         assert sa.keys() == sb.keys()
         for i in sa:
             for k in sa[i]:
                 assert torch.equal(torch.as_tensor(sa[i][k]), torch.as_tensor(sb[i][k])), f"{name}.{i}.{k}"
     assert a.step == b.step
-    assert a.batches.state_dict()["pos"] == b.batches.state_dict()["pos"]
-    assert torch.equal(a.fixed_z, b.fixed_z)
+    assert a.game.batches.state_dict()["pos"] == b.game.batches.state_dict()["pos"]
+    assert torch.equal(a.game.fixed_z, b.game.fixed_z)
 
 
 @pytest.mark.parametrize("model,loss", PAIRS)
@@ -47,7 +47,7 @@ def test_stop_and_resume_equals_straight_run(model, loss, tmp_path):
 
     first = Trainer(compose_config(*over, "trainer.steps=5"), tmp_path / "b")
     fit(first, tmp_path / "b")
-    assert first.batches.pos % 64 != 0  # really mid-epoch
+    assert first.game.batches.pos % 64 != 0  # really mid-epoch
     state = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
     resumed = Trainer(compose_config(*over, "trainer.steps=9"), tmp_path / "b")
     resumed.load_state_dict(state, tmp_path)
@@ -268,7 +268,7 @@ def test_resume_from_one_step_checkpoint(tmp_path):
 # ---- non-finite losses ------------------------------------------------------------------------
 def _poison(trainer: Trainer, at_step: int, times: int = 1) -> None:
     """Make the D loss NaN at one step (and the next `times - 1` visits of it)."""
-    original = trainer.loss
+    original = trainer.game.loss
     hits = {"n": 0}
 
     def d_loss(real, fake):
@@ -278,7 +278,7 @@ def _poison(trainer: Trainer, at_step: int, times: int = 1) -> None:
             return out * float("nan")
         return out
 
-    trainer.loss = type(original)(d_loss, original.g_loss, original.probabilistic)
+    trainer.game.loss = type(original)(d_loss, original.g_loss, original.probabilistic)
 
 
 def test_nonfinite_stops_and_keeps_last_good(tmp_path):
@@ -300,8 +300,8 @@ def test_nonfinite_rollback_lowers_lr_and_finishes(tmp_path):
     _poison(trainer, at_step=9)
     fit(trainer, tmp_path)
     assert trainer.step == 12 and trainer.rollbacks == 1
-    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr_d * 0.5)
-    assert all(torch.isfinite(p).all() for p in trainer.G.parameters())
+    assert trainer.game.opt_d.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr_d * 0.5)
+    assert all(torch.isfinite(p).all() for p in trainer.game.G.parameters())
 
 
 def test_nonfinite_skip_drops_the_update(tmp_path):
@@ -309,7 +309,7 @@ def test_nonfinite_skip_drops_the_update(tmp_path):
     trainer = Trainer(cfg, tmp_path)
     _poison(trainer, at_step=2)
     fit(trainer, tmp_path)
-    assert all(torch.isfinite(p).all() for p in trainer.D.parameters())
+    assert all(torch.isfinite(p).all() for p in trainer.game.D.parameters())
 
 
 def test_generator_export_is_enough_to_sample(tmp_path):
@@ -326,5 +326,5 @@ def test_generator_export_is_enough_to_sample(tmp_path):
     g, _ = build_models(model, data, LossName(export["loss"]))
     g.load_state_dict(export["state_dict"])
     g.eval()
-    z, y = trainer.fixed_z[:4], trainer.fixed_y[:4]
-    assert torch.allclose(g(z, y), trainer.generate(z, y), atol=1e-5)
+    z, y = trainer.game.fixed_z[:4], trainer.game.fixed_y[:4]
+    assert torch.allclose(g(z, y), trainer.game.generate(z, y), atol=1e-5)

@@ -64,9 +64,9 @@ def test_instance_noise_anneals_to_zero(tmp_path):
         compose_config("model=mlp", "trainer.instance_noise=0.5", "trainer.instance_noise_steps=10"), tmp_path
     )
     x = torch.zeros(4, 1, 16, 16)
-    assert trainer._noisy(x).std() > 0.3
+    assert trainer.game.noisy(x, trainer.game.noise_gen).std() > 0.3
     trainer.step = 10
-    assert torch.equal(trainer._noisy(x), x)
+    assert torch.equal(trainer.game.noisy(x, trainer.game.noise_gen), x)
 
 
 @pytest.mark.parametrize(
@@ -149,7 +149,7 @@ def test_lr_schedules(schedule, expected, tmp_path):
     trainer = Trainer(cfg, tmp_path)
     for _ in range(2):
         trainer.train_step()
-    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * expected)
+    assert trainer.game.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * expected)
 
 
 def test_warmup_and_schedule_resume_exactly(tmp_path):
@@ -173,7 +173,7 @@ def test_warmup_and_schedule_resume_exactly(tmp_path):
     assert resumed.step == 1
     fit(resumed, tmp_path / "b")
     assert_same_state(straight, resumed)
-    assert resumed.opt_g.param_groups[0]["lr"] == straight.opt_g.param_groups[0]["lr"]
+    assert resumed.game.opt_g.param_groups[0]["lr"] == straight.game.opt_g.param_groups[0]["lr"]
 
 
 def test_diffaugment_changes_what_it_should():
@@ -207,11 +207,11 @@ def test_feature_matching_trains_g_on_d_features(model, tmp_path):
     )
     real = torch.randn(8, 1, 16, 16)
     y = torch.arange(8) % 10
-    assert trainer.D.features(real, y).dim() == 2
-    g0 = [p.clone() for p in trainer.G.parameters()]
+    assert trainer.game.D.features(real, y).dim() == 2
+    g0 = [p.clone() for p in trainer.game.G.parameters()]
     metrics = fit(trainer, tmp_path)
     assert math.isfinite(metrics["loss/g"]) and metrics["loss/g"] >= 0  # a squared distance
-    assert all(not torch.equal(a, b) for a, b in zip(g0, trainer.G.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(g0, trainer.game.G.parameters(), strict=True))
 
 
 def test_unrolled_params_match_real_adam_steps():
@@ -244,23 +244,23 @@ def test_unrolling_changes_g_gradient_through_d_reaction(tmp_path):
     over = ["model=mlp", "data=ring8", "trainer.batch_size=64", "trainer.steps=2"]
     plain = Trainer(compose_config(*over), tmp_path / "a")
     unrolled = Trainer(compose_config(*over, "loss.unroll_steps=3"), tmp_path / "b")
-    d_before = [p.clone() for p in unrolled.D.parameters()]
-    fake = unrolled.G(unrolled._sample_z(64), None)
-    g_stats = [b.clone() for b in unrolled.G.buffers()]
-    logits = unrolled._unrolled_logits(fake, None)
+    d_before = [p.clone() for p in unrolled.game.D.parameters()]
+    fake = unrolled.game.G(unrolled.game._sample_z(64), None)
+    g_stats = [b.clone() for b in unrolled.game.G.buffers()]
+    logits = unrolled.game._unrolled_logits(fake, None)
     # the real D is untouched by the surrogate steps, and G's loss depends on D's reaction
-    assert all(torch.equal(a, b) for a, b in zip(d_before, unrolled.D.parameters(), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(d_before, unrolled.game.D.parameters(), strict=True))
     # the surrogate batches leave G's BatchNorm statistics as they were
-    assert g_stats and all(torch.equal(a, b) for a, b in zip(g_stats, unrolled.G.buffers(), strict=True))
-    assert not torch.allclose(logits, unrolled.D(fake))
+    assert g_stats and all(torch.equal(a, b) for a, b in zip(g_stats, unrolled.game.G.buffers(), strict=True))
+    assert not torch.allclose(logits, unrolled.game.D(fake))
     (g_grad,) = torch.autograd.grad(
-        unrolled.loss.g_loss(logits), [next(unrolled.G.parameters())], retain_graph=True
+        unrolled.game.loss.g_loss(logits), [next(unrolled.game.G.parameters())], retain_graph=True
     )
     assert torch.isfinite(g_grad).all() and g_grad.abs().sum() > 0
     for trainer, path in ((plain, tmp_path / "a"), (unrolled, tmp_path / "b")):
         metrics = fit(trainer, path)
         assert all(math.isfinite(v) for k, v in metrics.items() if k.startswith("loss/"))
-    assert not torch.equal(next(plain.G.parameters()), next(unrolled.G.parameters()))
+    assert not torch.equal(next(plain.game.G.parameters()), next(unrolled.game.G.parameters()))
 
 
 def test_unrolling_refuses_what_it_cannot_unroll():
@@ -285,16 +285,16 @@ def test_top_k_refuses_fractions_outside_0_1_and_feature_matching():
 def test_top_k_keeps_the_best_rated_fraction_annealed(tmp_path):
     trainer = Trainer(compose_config("model=mlp", "loss.top_k=0.5", "loss.top_k_steps=10"), tmp_path)
     logits = torch.tensor([0.3, -2.0, 1.5, 0.0, -0.5, 2.0, 1.0, -1.0])
-    assert torch.equal(trainer._top_k(logits), logits)  # step 0: the whole batch
+    assert torch.equal(trainer.game._top_k(logits), logits)  # step 0: the whole batch
     trainer.step = 5
-    assert len(trainer._top_k(logits)) == 6  # halfway: 75 %
+    assert len(trainer.game._top_k(logits)) == 6  # halfway: 75 %
     trainer.step = 10
-    kept = trainer._top_k(logits)
+    kept = trainer.game._top_k(logits)
     assert sorted(kept.tolist()) == pytest.approx([0.3, 1.0, 1.5, 2.0])
     # the dropped samples give G no gradient
     fake = torch.randn(8, 1, 16, 16, requires_grad=True)
-    scores = trainer.D(fake)
-    trainer.loss.g_loss(trainer._top_k(scores)).backward()
+    scores = trainer.game.D(fake)
+    trainer.game.loss.g_loss(trainer.game._top_k(scores)).backward()
     worst = scores.detach().argsort()[:4]
     assert fake.grad[worst].abs().sum() == 0 and fake.grad.abs().sum() > 0
     trainer = Trainer(compose_config("model=mlp", "loss.top_k=0.5", "trainer.steps=3"), tmp_path / "run")
@@ -330,5 +330,5 @@ def test_trainer_draws_its_noise_from_the_mixture_prior(tmp_path):
     cfg = compose_config("model=mlp", "data=ring8", "model.z_dim=2", "model.z_components=4")
     trainer = Trainer(cfg, tmp_path)
     means = component_means(2, 4)
-    for z in (trainer.fixed_z, trainer._sample_z(64)):
+    for z in (trainer.game.fixed_z, trainer.game._sample_z(64)):
         assert torch.cdist(z, means).min(dim=1).values.max() < 6 * 0.03

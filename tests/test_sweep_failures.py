@@ -54,7 +54,10 @@ def test_a_diverging_job_fails_alone(launcher, tmp_path):
         assert record["type"] == "NonFiniteError" and "NaN or inf" in record["error"]
         assert "NaN or inf" in (jobs[name] / "train.log").read_text()
     summary = [line for line in out.stderr.splitlines() if line.startswith("Sweep done:")]
-    assert summary == [summary[0]] and f"{4 - len(failed)} of 4 jobs finished, {len(failed)} failed" in summary[0]
+    assert (
+        summary == [summary[0]]
+        and f"{4 - len(failed)} of 4 jobs finished, {len(failed)} failed" in summary[0]
+    )
     assert "job 0: NonFiniteError" in summary[0] and "Traceback" not in out.stderr
 
     report = run_cli(str(tmp_path / "sweep"), cwd=tmp_path, module="gan_cli.report_main")
@@ -76,6 +79,8 @@ def test_a_config_error_in_one_job_fails_only_that_job(tmp_path):
 
 
 def test_a_sweep_without_failures_exits_0_with_its_summary(tmp_path):
-    out = run_cli("-m", *TINY, "model=mlp", "trainer.steps=2", "loss=hinge,lsgan", "hydra.sweep.dir=s", cwd=tmp_path)
+    out = run_cli(
+        "-m", *TINY, "model=mlp", "trainer.steps=2", "loss=hinge,lsgan", "hydra.sweep.dir=s", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Sweep done: 2 of 2 jobs finished. Compare them with: gan-report " in out.stdout

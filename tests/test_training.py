@@ -29,18 +29,18 @@ def fit(trainer: Trainer, tmp_path) -> dict:
 def test_pair_trains(model, loss, tmp_path):
     cfg = compose_config(f"model={model}", f"loss={loss}", "trainer.steps=2")
     trainer = Trainer(cfg, tmp_path)
-    g0 = copy.deepcopy(trainer.G.state_dict())
-    d0 = copy.deepcopy(trainer.D.state_dict())
+    g0 = copy.deepcopy(trainer.game.G.state_dict())
+    d0 = copy.deepcopy(trainer.game.D.state_dict())
     fit(trainer, tmp_path)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     for r in records:
         for key in ("loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g", "diversity"):
             assert r[key] is not None and torch.isfinite(torch.tensor(r[key])), (key, r)
-    for name, p in trainer.G.named_parameters():
+    for name, p in trainer.game.G.named_parameters():
         assert not torch.equal(p, g0[name]), f"G.{name} did not change"
-    last_bias = [n for n, _ in trainer.D.named_parameters() if n.endswith("bias")][-1:]
-    for name, p in trainer.D.named_parameters():
+    last_bias = [n for n, _ in trainer.game.D.named_parameters() if n.endswith("bias")][-1:]
+    for name, p in trainer.game.D.named_parameters():
         if loss in ("wgan", "wgan_gp", "hinge") and name in last_bias:
             # losses linear in the logits (hinge: while every sample is inside the margin) give
             # the output bias exactly zero gradient: E[D(fake)] - E[D(real)] does not depend on it
@@ -52,14 +52,14 @@ def test_wgan_clips_critic(tmp_path):
     cfg = compose_config("model=mlp", "loss=wgan", "trainer.steps=2")
     trainer = Trainer(cfg, tmp_path)
     fit(trainer, tmp_path)
-    assert max(p.abs().max().item() for p in trainer.D.parameters()) <= 0.01 + 1e-7
+    assert max(p.abs().max().item() for p in trainer.game.D.parameters()) <= 0.01 + 1e-7
 
 
 def test_n_critic_draws_more_real_batches(tmp_path):
     cfg = compose_config("model=mlp", "loss=wgan_gp", "trainer.steps=2", "data.size=1000")
     trainer = Trainer(cfg, tmp_path)
     fit(trainer, tmp_path)
-    assert trainer.batches.pos == 2 * 5 * cfg.trainer.batch_size
+    assert trainer.game.batches.pos == 2 * 5 * cfg.trainer.batch_size
 
 
 def test_loss_sets_optimizer_defaults():
@@ -76,42 +76,42 @@ def test_loss_sets_optimizer_defaults():
 def test_separate_learning_rates(tmp_path):
     cfg = compose_config("optim.lr_g=1e-3", "optim.lr_d=3e-4", "optim.betas=[0.0,0.9]")
     trainer = Trainer(cfg, tmp_path)
-    assert trainer.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
-    assert trainer.opt_d.param_groups[0]["lr"] == pytest.approx(3e-4)
-    assert trainer.opt_d.param_groups[0]["betas"] == (0.0, 0.9)
+    assert trainer.game.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert trainer.game.opt_d.param_groups[0]["lr"] == pytest.approx(3e-4)
+    assert trainer.game.opt_d.param_groups[0]["betas"] == (0.0, 0.9)
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_on_cpu(precision, tmp_path):
     cfg = compose_config("model=dcgan", f"trainer.precision={precision}", "trainer.steps=2")
     trainer = Trainer(cfg, tmp_path)
-    assert trainer.amp_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    assert trainer.scaler_g.is_enabled() == (precision == "fp16")
+    assert trainer.game.amp_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert trainer.game.scaler_g.is_enabled() == (precision == "fp16")
     metrics = fit(trainer, tmp_path)
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
-    assert all(p.dtype == torch.float32 for p in trainer.G.parameters())  # master weights
+    assert all(p.dtype == torch.float32 for p in trainer.game.G.parameters())  # master weights
 
 
 def test_ema_follows_decay(tmp_path):
     cfg = compose_config("model=mlp", "trainer.ema_decay=0.9", "trainer.steps=1")
     trainer = Trainer(cfg, tmp_path)
     trainer.step = 100  # past the warm-up, where the decay is min(0.9, 101/110) = 0.9
-    before = [p.clone() for p in trainer.G_ema.parameters()]
+    before = [p.clone() for p in trainer.game.G_ema.parameters()]
     trainer.train_step()
-    for e0, e1, g in zip(before, trainer.G_ema.parameters(), trainer.G.parameters(), strict=True):
+    for e0, e1, g in zip(before, trainer.game.G_ema.parameters(), trainer.game.G.parameters(), strict=True):
         torch.testing.assert_close(e1, 0.9 * e0 + 0.1 * g)
-    pairs = zip(trainer.G_ema.parameters(), trainer.G.parameters(), strict=True)
+    pairs = zip(trainer.game.G_ema.parameters(), trainer.game.G.parameters(), strict=True)
     assert not all(torch.equal(e, g) for e, g in pairs)
 
 
 def test_fixed_noise_is_fixed(tmp_path):
     cfg = compose_config("trainer.steps=2", "trainer.sample_every=1")
     a = Trainer(cfg, tmp_path / "a")
-    z0 = a.fixed_z.clone()
+    z0 = a.game.fixed_z.clone()
     fit(a, tmp_path / "a")
-    assert torch.equal(a.fixed_z, z0)
+    assert torch.equal(a.game.fixed_z, z0)
     b = Trainer(cfg, tmp_path / "b")
-    assert torch.equal(b.fixed_z, z0)  # same seed, same noise
+    assert torch.equal(b.game.fixed_z, z0)  # same seed, same noise
 
 
 def test_seed_reproduces_run(tmp_path):
@@ -119,7 +119,7 @@ def test_seed_reproduces_run(tmp_path):
     a, b = Trainer(cfg, tmp_path / "a"), Trainer(cfg, tmp_path / "b")
     fit(a, tmp_path / "a")
     fit(b, tmp_path / "b")
-    for pa, pb in zip(a.G.parameters(), b.G.parameters(), strict=True):
+    for pa, pb in zip(a.game.G.parameters(), b.game.G.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
@@ -133,10 +133,10 @@ def test_ema_generator_gets_its_own_batchnorm_statistics(tmp_path):
     fit(trainer, tmp_path)
     saved = torch.load(tmp_path / "checkpoints" / "step_000004.pt", weights_only=True)["models"]
     # the saved statistics are G_ema's own (what its fixed-noise batches give), not the live G's
-    trainer._ema_stats_step = -1
-    trainer._ema_own_stats()
+    trainer.game._ema_stats_step = -1
+    trainer.game._ema_own_stats()
     for saved_stat, again in zip(
-        _bn_stats(saved["g_ema"]), _bn_stats(trainer.G_ema.state_dict()), strict=True
+        _bn_stats(saved["g_ema"]), _bn_stats(trainer.game.G_ema.state_dict()), strict=True
     ):
         torch.testing.assert_close(saved_stat, again)
     pairs = zip(_bn_stats(saved["g_ema"]), _bn_stats(saved["g"]), strict=True)
@@ -156,9 +156,9 @@ def test_ema_statistics_leave_training_untouched(tmp_path):
         fit(trainer, tmp_path / str(batches))
         runs.append(trainer)
     for net in ("G", "D"):
-        a, b = (getattr(r, net).state_dict() for r in runs)
+        a, b = (getattr(r.game, net).state_dict() for r in runs)
         assert all(torch.equal(a[k], b[k]) for k in a)
-    a, b = (r.G_ema.state_dict() for r in runs)
+    a, b = (r.game.G_ema.state_dict() for r in runs)
     assert all(
         torch.equal(a[k], b[k]) for k in a if not k.endswith(("running_mean", "running_var", "tracked"))
     )

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from gan_cli.data.batches import Batches, LoaderBatches, decode_all
 from gan_cli.data.common import DataError, Dataset, to_model_range
-from gan_cli.data.embedded import fake, mixture, mixture_modes, mnist5k
+from gan_cli.data.embedded import digits, fake, mixture, mixture_modes, mnist5k
 from gan_cli.data.files import open_image_folder
 from gan_cli.data.source import Source
 from gan_cli.data.torchvision_sets import open_torchvision
@@ -34,7 +34,7 @@ __all__ = [
     "to_model_range",
 ]
 
-_EMBEDDED = {"mnist5k": mnist5k, "ring8": mixture, "grid25": mixture, "fake": fake}
+_EMBEDDED = {"mnist5k": mnist5k, "digits": digits, "ring8": mixture, "grid25": mixture, "fake": fake}
 
 
 def open_source(cfg: DataConfig) -> Source:

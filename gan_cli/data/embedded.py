@@ -68,3 +68,28 @@ def mnist5k(cfg: DataConfig) -> Dataset:
     x = torch.from_numpy(table[:, :-1].copy()).view(-1, 1, 28, 28)
     y = torch.from_numpy(table[:, -1].astype(np.int64))
     return Dataset(x=fit_array(x, cfg.channels, cfg.image_size), y=y, num_classes=10)
+
+
+def sklearn_digits_path() -> Path:
+    """The gzipped CSV of scikit-learn's 1,797 8x8 digits inside the installed package."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            "data=digits reads the 8x8 digits that scikit-learn ships, but scikit-learn is not installed. "
+            "Install it with `pip install scikit-learn` (a dependency of gan-cli: `pip install -e .` "
+            "does it)."
+        )
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():
+        raise DataError(f"data=digits: expected {path} inside the scikit-learn package; it is missing.")
+    return path
+
+
+def digits(cfg: DataConfig) -> Dataset:
+    """scikit-learn's digits (UCI optical recognition set: 1,797 8x8 images of 17 grey levels,
+    10 classes) as uint8, upscaled with antialiasing to data.image_size."""
+    table = np.loadtxt(sklearn_digits_path(), delimiter=",", dtype=np.float32)
+    levels = torch.from_numpy(table[:, :-1].copy()).view(-1, 1, 8, 8)
+    x = levels.mul(255.0 / 16.0).round().to(torch.uint8)
+    y = torch.from_numpy(table[:, -1].astype(np.int64))
+    return Dataset(x=fit_array(x, cfg.channels, cfg.image_size), y=y, num_classes=10)

@@ -6,6 +6,7 @@ Every G maps (z, y=None) -> samples; every D maps (x, y=None) -> logits of shape
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from gan_cli.data.embedded import mixture_scale
 from gan_cli.errors import ModelConfigError
 from gan_cli.models.cgan import CGANDiscriminator, CGANGenerator
+from gan_cli.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator, stages
 from gan_cli.models.init import dcgan_init
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
@@ -22,6 +24,12 @@ from gan_cli.schema import DataConfig, Labels, LossName, ModelConfig, ModelName,
 def resolve_norms(model: ModelConfig, loss: LossName) -> tuple[str, str]:
     """`auto` -> batch norm; in D, layer norm for wgan_gp, whose penalty is taken per sample,
     and none under spectral normalisation (as in SNGAN)."""
+    if model.name == ModelName.cyclegan:  # instance norm, as the authors' code
+        auto = "none" if model.spectral_norm_d else "instance"
+        return (
+            "instance" if model.g_norm == Norm.auto else model.g_norm.value,
+            auto if model.d_norm == Norm.auto else model.d_norm.value,
+        )
     g = "batch" if model.g_norm == Norm.auto else model.g_norm.value
     if model.d_norm != Norm.auto:
         d = model.d_norm.value
@@ -71,13 +79,50 @@ def spectral_normalise(net: nn.Module) -> nn.Module:
     return net
 
 
+def build_translators(
+    model: ModelConfig, data: DataConfig, loss: LossName
+) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+    """CycleGAN's (G_AB, G_BA, D_A, D_B) for data.a and data.b: ResNet generators A -> B and
+    B -> A, PatchGAN discriminators of domain A and domain B images, N(0, 0.02) init."""
+    if data.a is None or data.b is None:
+        raise ModelConfigError(
+            "model=cyclegan needs data=unpaired with data.a and data.b (e.g. data=digits2mnist)"
+        )
+    try:
+        stages(data.image_size)
+    except ValueError as e:
+        raise ModelConfigError(f"model=cyclegan: {e}") from e
+    if data.image_size // 2**model.d_layers < 3:  # the last two convs need a 3x3 map (a 1x1 patch)
+        fits = max(1, int(math.log2(data.image_size / 3)))
+        raise ModelConfigError(
+            f"model.d_layers={model.d_layers} halves a {data.image_size} px image below 3x3 before the "
+            f"PatchGAN's last two convs; use model.d_layers <= {fits} at this size"
+        )
+    g_norm, d_norm = resolve_norms(model, loss)
+    ca, cb = data.a.channels, data.b.channels
+    nets = (
+        ResnetGenerator(ca, cb, model.g_channels, model.res_blocks, g_norm),
+        ResnetGenerator(cb, ca, model.g_channels, model.res_blocks, g_norm),
+        PatchDiscriminator(ca, model.d_channels, model.d_layers, d_norm),
+        PatchDiscriminator(cb, model.d_channels, model.d_layers, d_norm),
+    )
+    for i, net in enumerate(nets):
+        dcgan_init(net)
+        if (i < 2 and model.spectral_norm_g) or (i >= 2 and model.spectral_norm_d):
+            spectral_normalise(net)
+    return nets
+
+
 def check_buildable(model: ModelConfig, data: DataConfig, loss: LossName) -> None:
     """Build (G, D) on the meta device (no memory, no time) so that a model that does not fit the
     data fails before any data is read. Raises ModelConfigError naming the key."""
     if data.labels == Labels.subfolders and data.num_classes == 0:  # classes not yet counted
         data = dataclasses.replace(data, num_classes=2)
     with torch.device("meta"):
-        build_models(model, data, loss)
+        if model.name == ModelName.cyclegan:
+            build_translators(model, data, loss)
+        else:
+            build_models(model, data, loss)
 
 
 def build_models(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Module, nn.Module]:
@@ -117,6 +162,8 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             f"model={model.name.value} is convolutional and needs images, but data={data.name.value} "
             "holds 2-D points; use model=mlp"
         )
+    if model.name == ModelName.cyclegan:
+        raise ModelConfigError("model=cyclegan has two generators and two discriminators: build_translators")
     c, s, w_g, w_d = data.channels, data.image_size, model.g_channels, model.d_channels
     try:
         stages(s)

@@ -15,6 +15,8 @@ def norm_2d(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "layer":
         return nn.GroupNorm(1, channels)
+    if kind == "instance":  # as CycleGAN's code: no affine parameters, no running statistics
+        return nn.InstanceNorm2d(channels)
     return nn.Identity()
 
 

@@ -1,0 +1,284 @@
+"""CycleGAN: its losses against hand-computed values, the image pool, exact resume, translation
+with gan-sample and gan-eval, the identity-loss channel check, torchrun, and an end-to-end run."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from gan_cli.pool import ImagePool
+from gan_cli.schema import ConfigError, check_config
+from gan_cli.trainer import Trainer
+from tests.conftest import compose_config, run_cli
+from tests.test_scale import torchrun
+from tests.test_training import fit
+
+TINY_CG = [
+    "model=cyclegan",
+    "data.image_size=16",
+    "model.g_channels=4",
+    "model.d_channels=4",
+    "model.res_blocks=1",
+    "model.d_layers=2",
+    "trainer.batch_size=4",
+    "trainer.steps=3",
+    "trainer.device=cpu",
+    "trainer.progress=false",
+    "trainer.tensorboard=false",
+    "trainer.log_every=1",
+    "trainer.sample_every=100",
+    "trainer.ckpt_every=100",
+    "trainer.n_samples=12",
+    "trainer.health.diversity_samples=4",
+]
+
+
+def tiny(*over: str):
+    return compose_config(*TINY_CG, *over, tiny=False)
+
+
+class Scale(nn.Module):
+    """x -> w * x with one weight: a generator whose outputs are easy to compute by hand."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+
+    def forward(self, x):
+        return self.w * x
+
+
+class MeanLogit(nn.Module):
+    """A discriminator whose logit is the image's mean (plus a weight that starts at 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x.mean(dim=(1, 2, 3))[:, None] + self.b
+
+
+def test_losses_against_hand_computed_values(tmp_path):
+    trainer = Trainer(tiny("trainer.pool_size=0"), tmp_path)
+    game = trainer.game
+    game.G_AB, game.G_BA, game.D_A, game.D_B = Scale(2.0), Scale(0.25), MeanLogit(), MeanLogit()
+    game.g_params = [game.G_AB.w, game.G_BA.w]
+    game.d_params = [game.D_A.b, game.D_B.b]
+    game.opt_g = torch.optim.SGD(game.g_params, lr=0.0)
+    game.opt_d = torch.optim.SGD(game.d_params, lr=0.0)
+    a, b = torch.full((4, 1, 16, 16), 0.1), torch.full((4, 1, 16, 16), 0.2)
+    game.batches_a.next = lambda: (a, None)
+    game.batches_b.next = lambda: (b, None)
+    values = dict(zip(game.fields, game.train_step().tolist(), strict=True))
+    # fake_b = 0.2, rec_a = 0.05, fake_a = 0.05, rec_b = 0.1; identity: G_AB(b) = 0.4, G_BA(a) = 0.025
+    cycle = 10 * (abs(0.05 - 0.1) + abs(0.1 - 0.2))
+    identity = 0.5 * 10 * (abs(0.4 - 0.2) + abs(0.025 - 0.1))
+    adversarial = (0.2 - 1) ** 2 + (0.05 - 1) ** 2  # the reference's LSGAN G term: MSE against 1
+    assert values["loss/cycle"] == pytest.approx(cycle)
+    assert values["loss/identity"] == pytest.approx(identity)
+    assert values["loss/g"] == pytest.approx(adversarial + cycle + identity)
+    # the reference's D: 0.5 * (MSE(D(real), 1) + MSE(D(fake), 0))
+    assert values["loss/d_a"] == pytest.approx(0.5 * ((0.1 - 1) ** 2 + 0.05**2))
+    assert values["loss/d_b"] == pytest.approx(0.5 * ((0.2 - 1) ** 2 + 0.2**2))
+    assert values["d_a/fake"] == pytest.approx(torch.sigmoid(torch.tensor(0.05)).item())
+
+
+def test_nonsaturating_terms_follow_the_reference_scale(tmp_path):
+    trainer = Trainer(tiny("loss=nonsaturating", "trainer.pool_size=0", "loss.identity_weight=0"), tmp_path)
+    game = trainer.game
+    game.G_AB, game.G_BA, game.D_A, game.D_B = Scale(1.0), Scale(1.0), MeanLogit(), MeanLogit()
+    game.g_params, game.d_params = [game.G_AB.w, game.G_BA.w], [game.D_A.b, game.D_B.b]
+    game.opt_g, game.opt_d = torch.optim.SGD(game.g_params, lr=0.0), torch.optim.SGD(game.d_params, lr=0.0)
+    x = torch.zeros(4, 1, 16, 16)
+    game.batches_a.next = game.batches_b.next = lambda: (x, None)
+    values = dict(zip(game.fields, game.train_step().tolist(), strict=True))
+    log2 = float(np.log(2.0))  # softplus(0)
+    assert values["loss/g"] == pytest.approx(2 * log2)  # BCE(D(fake), 1) per direction, cycle 0
+    assert values["loss/d_a"] == pytest.approx(0.5 * (log2 + log2))  # 0.5 * (BCE real + BCE fake)
+
+
+def test_image_pool_stores_the_first_then_swaps_half():
+    pool = ImagePool(50, seed=0, device=torch.device("cpu"))
+    first = torch.arange(50.0).view(50, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # the first 50 pass through and are stored
+    assert torch.equal(pool.images, first)
+    new = torch.arange(1000.0, 1400.0).view(400, 1, 1, 1)
+    out = pool.query(new)
+    from_history = out.flatten() != new.flatten()  # D sees a stored image instead of the new one
+    assert 0.42 < from_history.float().mean() < 0.58  # each swapped with probability 1/2
+    seen = set(range(50)) | {int(v) for v in new.flatten()}
+    assert {int(v) for v in out.flatten()} <= seen
+    # what left the pool is not in it any more, and the pool holds 50 distinct images
+    assert len(set(pool.images.flatten().tolist())) == 50
+    assert not set(out[from_history].flatten().tolist()) & set(pool.images.flatten().tolist())
+    # seeded and resumable: a copy from the state continues identically
+    again = ImagePool(50, seed=123, device=torch.device("cpu"))
+    again.load_state_dict(pool.state_dict())
+    more = torch.arange(5000.0, 5064.0).view(64, 1, 1, 1)
+    assert torch.equal(pool.query(more), again.query(more))
+
+
+def _tensors(state, prefix=""):
+    if isinstance(state, dict):
+        for k, v in state.items():
+            yield from _tensors(v, f"{prefix}{k}.")
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            yield from _tensors(v, f"{prefix}{i}.")
+    elif torch.is_tensor(state):
+        yield prefix[:-1], state
+
+
+def test_stopped_and_resumed_equals_straight(tmp_path):
+    # the schedule decays over a fixed horizon, so the 3-step first part learns as the straight run
+    over = [
+        "trainer.pool_size=3",
+        "trainer.diffaugment=[translation]",
+        "trainer.log_every=2",
+        "optim.schedule_steps=6",
+    ]
+    straight = Trainer(tiny(*over, "trainer.steps=6"), tmp_path / "a")
+    fit(straight, tmp_path / "a")
+    first = Trainer(tiny(*over, "trainer.steps=3"), tmp_path / "b")
+    fit(first, tmp_path / "b")
+    resumed = Trainer(tiny(*over, "trainer.steps=6"), tmp_path / "b")
+    resumed.load_state_dict(
+        torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True), tmp_path
+    )
+    fit(resumed, tmp_path / "b")
+    a = dict(_tensors(torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)))
+    b = dict(_tensors(torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)))
+    assert a.keys() == b.keys() and any(k.startswith("pool.a") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_identity_loss_needs_the_same_channels():
+    cfg = tiny("data.a.channels=3")
+    with pytest.raises(
+        ConfigError, match=r"loss.identity_weight=0.5 .*\(data.a.channels=3, data.b.channels=1\)"
+    ):
+        check_config(cfg)
+    check_config(tiny("data.a.channels=3", "loss.identity_weight=0"))
+
+
+def test_cyclegan_needs_two_domains():
+    with pytest.raises(ConfigError, match="model=cyclegan translates between two image sets"):
+        check_config(tiny("data=mnist5k"))
+    with pytest.raises(ConfigError, match="it needs model=cyclegan"):
+        check_config(compose_config("data=digits2mnist", "model=dcgan"))
+
+
+def test_model_choice_brings_the_reference_defaults_and_explicit_choices_win():
+    cfg = compose_config("model=cyclegan", tiny=False)
+    assert cfg.loss.name.value == "lsgan" and cfg.data.name.value == "unpaired"
+    assert (
+        cfg.optim.schedule.value == "linear"
+        and cfg.optim.decay_start == 0.5
+        and cfg.optim.betas == [0.5, 0.999]
+    )
+    assert cfg.loss.cycle_weight == 10 and cfg.loss.identity_weight == 0.5 and cfg.trainer.pool_size == 50
+    cfg = compose_config("model=cyclegan", "loss=hinge", "optim=adam", tiny=False)
+    assert cfg.loss.name.value == "hinge" and cfg.optim.schedule.value == "constant"
+
+
+@pytest.fixture(scope="module")
+def cg_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cg")
+    out = run_cli(*TINY_CG, "trainer.steps=4", "trainer.log_every=2", "hydra.run.dir=run", cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root / "run"
+
+
+def test_end_to_end_run_writes_health_grids_and_exports(cg_run):
+    records = [json.loads(x) for x in (cg_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    for key in (
+        "d_a/real",
+        "d_a/fake",
+        "d_b/real",
+        "d_b/fake",
+        "loss/cycle",
+        "loss/identity",
+        "diversity/a2b",
+    ):
+        assert key in records[-1]
+    with Image.open(cg_run / "samples" / "step_000004.png") as img:  # 6 rows of 2 (n_samples 12)
+        assert img.size == (2 * 16 + 3 * 2, 6 * 16 + 7 * 2)
+    assert (cg_run / "samples" / "real.png").is_file()
+    export = torch.load(cg_run / "checkpoints" / "generator.pt", weights_only=True)
+    assert export["game"] == "cyclegan" and set(export["state_dict"]) == {"g_ab", "g_ba"}
+
+
+def test_gan_sample_translates_a_folder_in_name_order_and_npy(cg_run, tmp_path):
+    from gan_cli.sampling import load_run
+
+    images = tmp_path / "in"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    pixels = {name: rng.integers(0, 256, (16, 16), dtype=np.uint8) for name in ("z", "a", "m")}
+    for name, arr in pixels.items():
+        Image.fromarray(arr).save(images / f"{name}.png")
+    out = run_cli(
+        f"run={cg_run}",
+        f"input={images}",
+        "direction=a2b",
+        f"out={tmp_path / 'out'}",
+        cwd=tmp_path,
+        module="gan_cli.sample_main",
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "m.png", "z.png"]
+    np.save(tmp_path / "in.npy", np.stack([pixels["a"], pixels["m"], pixels["z"]]))
+    out = run_cli(
+        f"run={cg_run}",
+        f"input={tmp_path / 'in.npy'}",
+        "direction=b2a",
+        f"out={tmp_path / 't.npy'}",
+        cwd=tmp_path,
+        module="gan_cli.sample_main",
+    )
+    assert out.returncode == 0, out.stderr
+    result = np.load(tmp_path / "t.npy")
+    assert result.shape == (3, 16, 16, 1) and result.dtype == np.uint8
+    tr = load_run(cg_run, torch.device("cpu"))
+    x = torch.from_numpy(np.stack([pixels["a"], pixels["m"], pixels["z"]]))[:, None].float() / 127.5 - 1
+    expected = tr.translate(x, "b2a").add(1).mul(127.5).add(0.5).clamp(0, 255).to(torch.uint8)
+    assert np.array_equal(result, expected.permute(0, 2, 3, 1).numpy())  # in the input's order
+    missing = run_cli(
+        f"run={cg_run}", f"out={tmp_path / 'g.png'}", cwd=tmp_path, module="gan_cli.sample_main"
+    )
+    assert missing.returncode == 2 and "input=" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_gan_eval_measures_translation(cg_run, tmp_path):
+    out = run_cli(
+        f"run={cg_run}",
+        "metrics=[classifier]",
+        "eval.classifier_epochs=1",
+        "eval.real_samples=400",
+        f"eval.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+        module="gan_cli.eval_main",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((cg_run / "eval.json").read_text())
+    for direction in ("a2b", "b2a"):
+        assert 0 <= record[f"translation/{direction}/acc"] <= 1
+        assert 0 <= record[f"translation/{direction}/raw_acc"] <= 1
+        assert record[f"translation/{direction}/fd"] >= 0 and record[f"translation/{direction}/cycle_l1"] >= 0
+
+
+def test_torchrun_two_ranks(tmp_path):
+    result = torchrun(*TINY_CG, "trainer.steps=3", "hydra.run.dir=run", cwd=tmp_path)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    prints = re.findall(r"rank (\d)/2: weights fingerprint ([0-9a-f]{16})", out)
+    assert sorted(r for r, _ in prints) == ["0", "1"] and prints[0][1] == prints[1][1], prints
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert len(state["ranks"]) == 2 and "pool" in state["ranks"][1]
