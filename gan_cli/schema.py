@@ -478,6 +478,11 @@ def _translation_problems(cfg: Config) -> list[str]:
             f"with data.a and data.b (got data={d.name.value})"
         ]
     problems = []
+    if cfg.loss.name in (LossName.wgan, LossName.wgan_gp):
+        problems.append(
+            f"model=cyclegan takes loss=lsgan|nonsaturating|minimax|hinge, not {cfg.loss.name.value} "
+            "(a critic needs weight clipping or a gradient penalty, which the CycleGAN game does not apply)"
+        )
     for key, dom in (("data.a", d.a), ("data.b", d.b)):
         if dom.name in (DataName.unpaired,) or dom.dim:
             problems.append(f"{key}.name={dom.name.value}: a domain is one image set")
@@ -504,7 +509,7 @@ def inert_settings(cfg: Config) -> list[str]:
     """Settings changed from their defaults that this run's other choices make do nothing: a
     note for each, printed at the start, so that no choice is silently not in force."""
     defaults = Config(**{name: cls() for name, cls in GROUPS.items()})  # type: ignore[arg-type]
-    m, lc = cfg.model, cfg.loss
+    m, lc, t = cfg.model, cfg.loss, cfg.trainer
 
     def changed(key: str) -> bool:
         return _get(cfg, key) != _get(defaults, key)
@@ -537,7 +542,21 @@ def inert_settings(cfg: Config) -> list[str]:
             m.name == ModelName.cyclegan,
             "model=cyclegan (it translates images, no latent code)",
         ),
-        ("trainer.ema_decay", m.name == ModelName.cyclegan, "model=cyclegan (no EMA generator)"),
+        ("trainer.ema_decay", m.name == ModelName.cyclegan and t.ema_decay > 0, "model=cyclegan (no EMA)"),
+        *(
+            (key, m.name == ModelName.cyclegan, "model=cyclegan (a stabiliser of the GAN game)")
+            for key in (
+                "loss.n_critic",
+                "loss.r1_gamma",
+                "loss.label_smoothing",
+                "loss.feature_matching",
+                "loss.top_k",
+                "loss.unroll_steps",
+                "model.pack",
+                "model.mbstd",
+                "model.z_components",
+            )
+        ),
     ]
     return [
         f"{key}={_get(cfg, key)!s} has no effect with {why}."

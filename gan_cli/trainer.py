@@ -19,7 +19,7 @@ from torch import Tensor
 from gan_cli import __version__, distributed
 from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, nonfinite_tensors
 from gan_cli.distributed import DistInfo
-from gan_cli.games import Game, game_class
+from gan_cli.games import Game, Setup, game_class
 from gan_cli.games.gan import config_dict
 from gan_cli.health import HealthMonitor
 from gan_cli.logs import RunLogger
@@ -93,7 +93,9 @@ class Trainer:
         self.updater = Updater(cfg, self.dist, self.device)
         # rank 0 draws the streams of a single process; other ranks draw their own data and noise
         stream_seed = t.seed + 104_729 * self.dist.rank
-        self.game: Game = game_class(cfg)(cfg, self.device, self.dist, self.updater, amp_dtype, stream_seed)
+        self.game: Game = game_class(cfg)(
+            Setup(cfg, self.device, self.dist, self.updater, amp_dtype, stream_seed)
+        )
         game = self.game
         self.health = HealthMonitor(
             t.health,

@@ -11,6 +11,7 @@ one model class per algorithm under a generic runner.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,18 @@ from gan_cli.optim import Updater
 from gan_cli.schema import Config, ModelName
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What the loop gives a game to build itself with."""
+
+    cfg: Config
+    device: torch.device
+    dist: DistInfo
+    updater: Updater  # every network's update goes through it (skip logic, all-reduce)
+    amp_dtype: torch.dtype | None  # autocast dtype, None for fp32
+    stream_seed: int  # this rank's seed for data and noise streams
+
+
 class Game:
     """What the loop asks of a game. Subclasses set the class attributes and implement the methods.
 
@@ -32,17 +45,9 @@ class Game:
     discriminators: tuple[tuple[str, str, str], ...] = ()  # (label, real field, fake field) for warnings
     probabilistic: bool = True  # sigmoid(logit) reads as P(real): the D warnings apply
 
-    def __init__(
-        self,
-        cfg: Config,
-        device: torch.device,
-        dist: DistInfo,
-        updater: Updater,
-        amp_dtype: torch.dtype | None,
-        stream_seed: int,
-    ) -> None:
-        self.cfg, self.device, self.dist, self.update = cfg, device, dist, updater
-        self.amp_dtype, self.stream_seed = amp_dtype, stream_seed
+    def __init__(self, setup: Setup) -> None:
+        self.cfg, self.device, self.dist, self.update = setup.cfg, setup.device, setup.dist, setup.updater
+        self.amp_dtype, self.stream_seed = setup.amp_dtype, setup.stream_seed
         self.step = 0
 
     # ---- training -------------------------------------------------------------------------

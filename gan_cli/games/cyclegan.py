@@ -26,17 +26,16 @@ from torch import Tensor, nn
 from gan_cli import __version__, distributed
 from gan_cli.checkpoint import GENERATOR_FORMAT, CheckpointError, save_atomic
 from gan_cli.data import LoaderBatches, make_batches
-from gan_cli.distributed import DistInfo
 from gan_cli.games.gan import config_dict
 from gan_cli.health import mean_pairwise_distance
 from gan_cli.logs import image_grid
 from gan_cli.losses import LOSSES
 from gan_cli.models import build_translators, check_buildable
-from gan_cli.optim import Updater, apply_optim_config, build_optimizer, build_schedulers
+from gan_cli.optim import apply_optim_config, build_optimizer, build_schedulers
 from gan_cli.pool import ImagePool
-from gan_cli.schema import Config, ConfigError
+from gan_cli.schema import ConfigError
 
-from . import Game
+from . import Game, Setup
 
 # (D factor, G factor) that turn our loss variants into the authors' criterion: their D loss is
 # 0.5 * (L(real) + L(fake)) and their G term the plain criterion; losses.py keeps each paper's
@@ -61,16 +60,15 @@ class CycleGAN(Game):
     )
     discriminators = (("D_A", "d_a/real", "d_a/fake"), ("D_B", "d_b/real", "d_b/fake"))
 
-    def __init__(
-        self,
-        cfg: Config,
-        device: torch.device,
-        dist: DistInfo,
-        updater: Updater,
-        amp_dtype: torch.dtype | None,
-        stream_seed: int,
-    ) -> None:
-        super().__init__(cfg, device, dist, updater, amp_dtype, stream_seed)
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        cfg, device, dist, amp_dtype, stream_seed = (
+            setup.cfg,
+            setup.device,
+            setup.dist,
+            setup.amp_dtype,
+            setup.stream_seed,
+        )
         t, data = cfg.trainer, cfg.data
         check_buildable(cfg.model, data, cfg.loss.name)
         if cfg.eval.every:

@@ -19,18 +19,17 @@ from torch import Tensor, nn
 from gan_cli import __version__, distributed
 from gan_cli.checkpoint import GENERATOR_FORMAT, CheckpointError, save_atomic
 from gan_cli.data import LoaderBatches, make_batches, mixture_modes
-from gan_cli.distributed import DistInfo
 from gan_cli.health import FIELDS, GAN_DISCRIMINATORS, frozen_buffers, mean_pairwise_distance
 from gan_cli.latent import sample_latents
 from gan_cli.logs import image_grid, scatter_image
 from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, check_buildable, is_conditional
 from gan_cli.models.norm import recompute_batchnorm_stats
-from gan_cli.optim import Updater, apply_optim_config, build_optimizer, build_schedulers
+from gan_cli.optim import apply_optim_config, build_optimizer, build_schedulers
 from gan_cli.schema import Config, ConfigError, Labels, LossName
 from gan_cli.unroll import call_with, unrolled_params
 
-from . import Game
+from . import Game, Setup
 
 POINT_SAMPLES = 2500  # fixed-noise points drawn for a 2-D scatter (the PacGAN evaluation count)
 
@@ -46,16 +45,15 @@ class GAN(Game):
     fields = FIELDS
     discriminators = GAN_DISCRIMINATORS
 
-    def __init__(
-        self,
-        cfg: Config,
-        device: torch.device,
-        dist: DistInfo,
-        updater: Updater,
-        amp_dtype: torch.dtype | None,
-        stream_seed: int,
-    ) -> None:
-        super().__init__(cfg, device, dist, updater, amp_dtype, stream_seed)
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        cfg, device, dist, amp_dtype, stream_seed = (
+            setup.cfg,
+            setup.device,
+            setup.dist,
+            setup.amp_dtype,
+            setup.stream_seed,
+        )
         t = cfg.trainer
         # what can fail without the data fails before it is read
         check_buildable(cfg.model, cfg.data, cfg.loss.name)
