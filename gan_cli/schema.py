@@ -8,6 +8,7 @@ before any work, with a message naming the key.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -309,8 +310,10 @@ def register() -> None:
     ConfigStore.instance().store(name="base_config", node=Config)
 
 
+@functools.cache
 def schema_tree() -> DictConfig:
-    """The whole schema with every group filled by its defaults, for looking up valid keys."""
+    """The whole schema with every group filled by its defaults, for looking up valid keys (built
+    once: 0.2 s; read it, never change it)."""
     groups = {name: cls() for name, cls in GROUPS.items()}
     groups["data"] = DataConfig(a=DomainConfig(), b=DomainConfig())
     return OmegaConf.structured(Config(**groups))

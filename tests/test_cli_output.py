@@ -58,7 +58,11 @@ def test_printed_resume_command_pastes_back(tmp_path):
 
 @pytest.mark.parametrize(
     "over",
-    [["trainer.batch_size=0"], ["data=image_folder", "data.root=EMPTY"], ["trainer.device=cuda"]],
+    [
+        ["trainer.batch_size=0"],
+        ["data=image_folder", "data.root=EMPTY"],
+        pytest.param(["trainer.device=cuda"], marks=pytest.mark.slow),
+    ],
 )
 def test_a_failed_start_leaves_no_folder(over, tmp_path):
     (tmp_path / "empty").mkdir()

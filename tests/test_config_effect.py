@@ -181,8 +181,8 @@ def test_unchanged_resume_keeps_every_optimizer_value_bit_for_bit(tmp_path):
     "override,key",
     [
         ("optim=rmsprop", "optim.name"),
-        ("optim.name=rmsprop", "optim.name"),
-        ("trainer.seed=5", "trainer.seed"),
+        pytest.param("optim.name=rmsprop", "optim.name", marks=pytest.mark.slow),
+        pytest.param("trainer.seed=5", "trainer.seed", marks=pytest.mark.slow),
     ],
 )
 def test_resume_refuses_what_a_checkpoint_cannot_carry_over(override, key, tmp_path):

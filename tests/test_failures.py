@@ -204,7 +204,7 @@ def test_an_output_folder_that_cannot_be_made(tmp_path):
     assert "is a file, not a folder" in out.stderr and "hydra.run.dir" in out.stderr
 
 
-@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+@pytest.mark.parametrize("model", ["dcgan", pytest.param("cgan", marks=pytest.mark.slow)])
 def test_mnist_at_its_own_28_px(model, tmp_path):
     """The reported input: data.image_size=28 was a 29-line traceback."""
     out = run_cli(
