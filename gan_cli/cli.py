@@ -398,7 +398,10 @@ def train_main() -> None:
 
         i = argv.index("--help" if "--help" in argv else "-h")
         topic = argv[i + 1] if i + 1 < len(argv) and "=" not in argv[i + 1] else None
-        print(train_help(topic))
+        try:
+            print(train_help(topic), flush=True)
+        except BrokenPipeError:  # `gan-train --help | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0 if topic is None or topic.strip("/") in config_groups() else 2)
     _setup()
     try:

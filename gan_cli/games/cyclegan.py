@@ -62,13 +62,7 @@ class CycleGAN(Game):
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
-        cfg, device, dist, amp_dtype, stream_seed = (
-            setup.cfg,
-            setup.device,
-            setup.dist,
-            setup.amp_dtype,
-            setup.stream_seed,
-        )
+        cfg, device = self.cfg, self.device
         t, data = cfg.trainer, cfg.data
         check_buildable(cfg.model, data, cfg.loss.name)
         if cfg.eval.every:
@@ -80,15 +74,15 @@ class CycleGAN(Game):
         assert data.a is not None and data.b is not None  # check_config made sure
 
         # data: two independent streams; an epoch of the loop covers the larger domain
-        self.batches_a, _ = make_batches(data.a, t.batch_size, stream_seed, device)
-        self.batches_b, _ = make_batches(data.b, t.batch_size, stream_seed + 7, device)
+        self.batches_a, _ = make_batches(data.a, t.batch_size, self.stream_seed, device)
+        self.batches_b, _ = make_batches(data.b, t.batch_size, self.stream_seed + 7, device)
 
         # networks, optimizers
         nets = build_translators(cfg.model, data, cfg.loss.name)
         if device.type != "mps":
             nets = tuple(n.to(memory_format=torch.channels_last) for n in nets)
         self.G_AB, self.G_BA, self.D_A, self.D_B = (n.to(device) for n in nets)
-        if dist.enabled:
+        if self.dist.enabled:
             for net in self.modules().values():
                 distributed.broadcast_module(net)
         if t.compile:
@@ -99,7 +93,7 @@ class CycleGAN(Game):
         self.opt_g = build_optimizer(cfg, self.g_params, cfg.optim.lr_g)
         self.opt_d = build_optimizer(cfg, self.d_params, cfg.optim.lr_d)
         self.schedulers = build_schedulers(cfg, (self.opt_g, self.opt_d))
-        fp16 = amp_dtype == torch.float16
+        fp16 = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.loss = LOSSES[cfg.loss.name.value]
@@ -107,9 +101,9 @@ class CycleGAN(Game):
         self.d_scale, self.g_scale = REFERENCE_SCALE.get(cfg.loss.name.value, DEFAULT_SCALE)
 
         # pools of past fakes, the augmentation stream, and fixed inputs for every grid
-        self.pool_a = ImagePool(t.pool_size, stream_seed + 11, device)
-        self.pool_b = ImagePool(t.pool_size, stream_seed + 12, device)
-        self.noise_gen = torch.Generator(device=device).manual_seed(stream_seed + 1)
+        self.pool_a = ImagePool(t.pool_size, self.stream_seed + 11, device)
+        self.pool_b = ImagePool(t.pool_size, self.stream_seed + 12, device)
+        self.noise_gen = torch.Generator(device=device).manual_seed(self.stream_seed + 1)
         k = max(1, t.n_samples // 6)  # six rows: a, G_AB(a), G_BA(G_AB(a)), b, G_BA(b), G_AB(G_BA(b))
         self.fixed_a = self.batches_a.reference(k, t.seed + 2)
         self.fixed_b = self.batches_b.reference(k, t.seed + 2)

@@ -47,13 +47,7 @@ class GAN(Game):
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
-        cfg, device, dist, amp_dtype, stream_seed = (
-            setup.cfg,
-            setup.device,
-            setup.dist,
-            setup.amp_dtype,
-            setup.stream_seed,
-        )
+        cfg, device = self.cfg, self.device
         t = cfg.trainer
         # what can fail without the data fails before it is read
         check_buildable(cfg.model, cfg.data, cfg.loss.name)
@@ -64,7 +58,7 @@ class GAN(Game):
             preflight([m.value for m in cfg.eval.metrics], cfg.data.name.value, labelled, cfg.eval)
 
         # data
-        self.batches, self.num_classes = make_batches(cfg.data, t.batch_size, stream_seed, device)
+        self.batches, self.num_classes = make_batches(cfg.data, t.batch_size, self.stream_seed, device)
         if cfg.data.num_classes == 0 and self.num_classes:  # discovered from image subfolders
             cfg.data.num_classes = self.num_classes
         self.is_image = not cfg.data.dim
@@ -78,12 +72,12 @@ class GAN(Game):
             self.D.to(memory_format=torch.channels_last)
         self.G.to(device)
         self.D.to(device)
-        if dist.enabled and t.sync_bn and device.type != "cuda":
+        if self.dist.enabled and t.sync_bn and device.type != "cuda":
             raise ConfigError(
                 "trainer.sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernel); on the CPU, "
                 "BatchNorm statistics stay per rank (trainer.sync_bn=false)."
             )
-        if dist.enabled:
+        if self.dist.enabled:
             distributed.broadcast_module(self.G)
             distributed.broadcast_module(self.D)
         self.G_ema = None
@@ -91,7 +85,7 @@ class GAN(Game):
             # before SyncBatchNorm: re-estimating the EMA's statistics is local to each rank
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self._ema_stats_step = -1  # the step whose BatchNorm statistics G_ema holds (-1: G's)
-        if dist.enabled and t.sync_bn:
+        if self.dist.enabled and t.sync_bn:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         if t.compile:
@@ -111,14 +105,14 @@ class GAN(Game):
         self.opt_g = build_optimizer(cfg, self.g_params, cfg.optim.lr_g)
         self.opt_d = build_optimizer(cfg, self.d_params, cfg.optim.lr_d)
         self.schedulers = build_schedulers(cfg, (self.opt_g, self.opt_d))
-        fp16 = amp_dtype == torch.float16
+        fp16 = self.amp_dtype == torch.float16
         self.scaler_g = torch.amp.GradScaler(device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(device.type, enabled=fp16)
         self.loss = LOSSES[cfg.loss.name.value]
         self.probabilistic = self.loss.probabilistic
 
         # noise: one generator for training, fixed samples drawn once for every grid
-        self.noise_gen = torch.Generator(device=device).manual_seed(stream_seed + 1)
+        self.noise_gen = torch.Generator(device=device).manual_seed(self.stream_seed + 1)
         self.fixed_z, self.fixed_y, self.grid_nrow = self._fixed_noise()
         self.real_diversity = self._real_diversity()
 
