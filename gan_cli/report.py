@@ -18,7 +18,21 @@ import yaml
 from gan_cli.errors import CommandError
 from gan_cli.sweep import first_sentence, read_failure
 
-CURVES = ("loss/d", "loss/g", "d/real", "d/fake", "diversity")
+# the health curves shown (those a job logs): the GAN game's, then the CycleGAN game's
+CURVES = (
+    "loss/d",
+    "loss/g",
+    "d/real",
+    "d/fake",
+    "diversity",
+    "loss/cycle",
+    "d_a/real",
+    "d_a/fake",
+    "d_b/real",
+    "d_b/fake",
+    "diversity/a2b",
+    "diversity/b2a",
+)
 
 
 @dataclass
