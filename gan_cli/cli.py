@@ -62,12 +62,20 @@ def _is_multirun(argv: list[str]) -> bool:
 def check_overrides(argv: list[str]) -> None:
     """Refuse, before Hydra starts, `key=value` arguments that it would misread or reject with
     a message that names neither the argument nor the fix: values that need quoting (an `=`,
-    brackets or a comma in a path), and keys the schema does not know (listing the valid ones)."""
+    brackets or a comma in a path), keys the schema does not know (listing the valid ones), values
+    of the wrong type or choice, and group options that do not exist.
+
+    Every value of a sweep (`-m key=a,b`) is checked here, before its first job starts: Hydra
+    composes each job only when it launches it, so one bad value would otherwise end the whole
+    sweep half-way, after the jobs before it had run."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     parser = OverridesParser.create()
     multirun = _is_multirun(argv)
+    own_configs = any(
+        a.startswith(("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath")) for a in argv
+    )
     for arg in (a for a in argv if "=" in a and not a.startswith("-")):
         try:
             (o,) = parser.parse_overrides([arg])
@@ -77,6 +85,64 @@ def check_overrides(argv: list[str]) -> None:
         if o.is_sweep_override() and not multirun and "," in arg and "[" not in arg.split("=", 1)[1]:
             _needs_quotes(arg, parser, sweep=True)
         _check_key(o)
+        _check_values(o, arg, check_groups=not own_configs)
+
+
+def _values(o: Any) -> list[Any]:
+    """The value of an override, or every value of a choice or range sweep (an interval that a
+    sweeper draws from has none to check); interpolations are left to Hydra."""
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+    if o.is_sweep_override():
+        values = list(o.sweep_iterator()) if isinstance(o.value(), (ChoiceSweep, RangeSweep)) else []
+    else:
+        values = [o.value()]
+    return [v for v in values if not (isinstance(v, str) and "${" in v)]
+
+
+def _check_values(o: Any, arg: str, check_groups: bool) -> None:
+    """Check each value of a parsed override against the schema (type, enum choice) or, for a
+    group, against the group's options; a UserError names the key, the value and what is valid."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from gan_cli.schema import schema_tree
+
+    key = o.key_or_group
+    if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete() or key == "resume":
+        return
+    sweep = f" (in the sweep {shell_word(arg)}; every value is checked before the first job)"
+    if "." not in key:
+        if key not in (*GROUPS, "experiment", "hparams_search") or not check_groups:
+            return
+        from gan_cli.helptext import config_groups
+
+        options = config_groups().get(key, [])
+        for value in _values(o):
+            if value is not None and str(value) not in options:
+                raise UserError(
+                    f"{key}={value}: no such option{sweep if o.is_sweep_override() else ''}. Valid "
+                    f"options for {key}: {', '.join(options)} (gan-train --help {key})."
+                )
+        return
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(schema_tree(), parent)
+    if not isinstance(node, DictConfig) or isinstance(node.get(leaf), DictConfig):
+        return  # a whole section: Hydra merges it
+    for value in _values(o):
+        probe = OmegaConf.structured(OmegaConf.get_type(node))
+        try:
+            OmegaConf.update(probe, leaf, value, merge=True)
+        except OmegaConfBaseException as e:
+            why = str(e).strip().splitlines()[0].rstrip(".")
+            raise UserError(
+                f"{key}={_shown_value(value)}: {why}{sweep if o.is_sweep_override() else ''}."
+            ) from e
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(_shown_value, value)) + "]"
+    return "null" if value is None else str(value)
 
 
 def _needs_quotes(arg: str, parser: object, sweep: bool = False) -> None:
@@ -106,8 +172,7 @@ def _check_key(o: object) -> None:
     if "/" in key or key.split(".")[0] == "hydra" or o.package or o.is_delete():  # type: ignore[attr-defined]
         return
     value = o.value()  # type: ignore[attr-defined]
-    missing = isinstance(value, str) and value != "auto" and not Path(value).expanduser().exists()
-    if key == "resume" and missing:
+    if key == "resume" and isinstance(value, str) and value != "auto" and not _exists(value):
         raise UserError(f"resume={value}: no such file or directory to resume from.")
     parts = key.split(".")
     for depth in range(len(parts)):
@@ -122,25 +187,75 @@ def _check_key(o: object) -> None:
             raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")
 
 
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).expanduser().exists()
+    except OSError:  # a name too long for the file system
+        return False
+
+
 def check_output_root(argv: list[str]) -> None:
     """Fail before Hydra creates anything when the folder runs go into cannot be written
     (Hydra itself would end in a traceback)."""
     chosen = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
     for target in chosen or ["outputs"]:
         path = Path(target).expanduser().absolute()
+        problem = _too_long(path)
         existing = path
-        while not existing.exists() and existing != existing.parent:
+        while problem is None and not existing.exists() and existing != existing.parent:
             existing = existing.parent
-        problem = None
-        if not existing.is_dir():
+        if problem is not None:
+            pass
+        elif not existing.is_dir():
             problem = f"{existing} is a file, not a folder"
         elif not os.access(existing, os.W_OK | os.X_OK) or _read_only(existing):
             problem = f"{existing} is not writable"
+        else:
+            problem = _cannot_make_folder_in(existing)
         if problem:
             raise UserError(
-                f"Cannot create the run folder {path}: {problem}. Run gan-train from a folder you can "
-                "write to, or choose another with hydra.run.dir=... (hydra.sweep.dir=... for -m)."
+                f"Cannot create the run folder {_short(str(path))}: {problem}. Run gan-train from a folder "
+                "you can write to, or choose another with hydra.run.dir=... (hydra.sweep.dir=... for -m)."
             )
+
+
+# room left in a path for what a run writes below its folder (checkpoints/step_000000.pt.tmp, ...)
+_RUN_FILES_ROOM = 64
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 + 3 :]}"
+
+
+def _too_long(path: Path) -> str | None:
+    """Why `path` (absolute) is too long a name for this system's limits, or None."""
+    root = Path(path.anchor)
+    name_max = os.pathconf(root, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    path_max = os.pathconf(root, "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
+    long = [part for part in path.parts[1:] if len(os.fsencode(part)) > name_max]
+    if long:
+        size = len(os.fsencode(long[0]))
+        return f"the folder name {_short(long[0], 40)} has {size} bytes, more than the {name_max} allowed"
+    if len(os.fsencode(str(path))) + _RUN_FILES_ROOM > path_max:
+        return (
+            f"the path has {len(os.fsencode(str(path)))} bytes; with the files a run writes below it "
+            f"that passes the {path_max} allowed"
+        )
+    return None
+
+
+def _cannot_make_folder_in(folder: Path) -> str | None:
+    """Why no folder can be made in `folder` (a pseudo file system such as /proc lets root pass
+    every permission check, then refuses), or None; tried with a folder made and removed."""
+    probe = folder / f".gan-cli-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except FileExistsError:
+        return None
+    except OSError as e:
+        return f"no folder can be made in {folder} ({e.strerror})"
+    return None
 
 
 def _read_only(path: Path) -> bool:
@@ -212,6 +327,9 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
     # merging into the schema also types a plain DictConfig (API callers, tests)
     typed: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))  # type: ignore[assignment]
     check_config(typed)
+    from gan_cli.metrics.keys import check_result_keys
+
+    check_result_keys(typed)
 
     import torch
 
@@ -249,11 +367,7 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
             for note in inert_settings(typed):
                 print(f"note: {note}", flush=True)
         if trainer.step >= t.steps and info.main:
-            print(
-                f"The run is already at step {trainer.step} of trainer.steps={t.steps}; pass a larger "
-                "trainer.steps to train longer.",
-                flush=True,
-            )
+            print(already_done(trainer.step, t.steps, run_dir), flush=True)
         logger = (
             RunLogger(run_dir, t.steps, trainer.step, t.progress, t.tensorboard)
             if info.main
@@ -273,7 +387,7 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
                 flush=True,
             )
         if info.main:
-            longer = command("gan-train", override("resume", str(run_dir)), f"trainer.steps={2 * t.steps}")
+            longer = _longer(run_dir, trainer.step)
             print(
                 f"Done: {trainer.step} steps in {run_dir.resolve()}. Samples in samples/, checkpoints in "
                 f"checkpoints/. To train longer: {longer}",
@@ -283,6 +397,24 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
     finally:
         distributed.shutdown()
     return metrics
+
+
+def _longer(run_dir: Path, step: int) -> str:
+    """The command that continues a run at `step` to twice as many steps."""
+    return command("gan-train", override("resume", str(run_dir)), f"trainer.steps={2 * max(step, 1)}")
+
+
+def already_done(step: int, steps: int, run_dir: Path) -> str:
+    """What a resumed run that has nothing left to train says."""
+    if step == steps:
+        where = f"The run has already reached trainer.steps={steps}: nothing to train."
+    else:
+        where = (
+            f"The run is already at step {step}, past trainer.steps={steps}: nothing to train (a "
+            "resumed run never goes back; to keep an earlier state, resume from one of its "
+            "checkpoints/step_*.pt)."
+        )
+    return f"{where} To train longer, pass a trainer.steps above {step}: {_longer(run_dir, step)}"
 
 
 def _report(message: str) -> None:
@@ -336,6 +468,18 @@ def _forget(attempt: Attempt, output_dir: Path) -> None:
         shutil.rmtree(output_dir, ignore_errors=True)
 
 
+def _missing_keys(cfg: DictConfig) -> set[str]:
+    """Keys without a value; an interpolation that cannot be resolved is a UserError naming it."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.missing_keys(cfg)
+    except OmegaConfBaseException as e:
+        why = str(e).strip().splitlines()[0].rstrip(".")
+        raise UserError(f"{e.full_key}: {why}." if getattr(e, "full_key", None) else f"{why}.") from e
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def _hydra_train(cfg: DictConfig) -> float | None:
     # no module-level state here: a joblib worker runs a pickled copy of this function
@@ -352,7 +496,7 @@ def _hydra_train(cfg: DictConfig) -> float | None:
     attempt = Attempt(run_dir=output_dir)
     with Transcript() as attempt.transcript:
         try:
-            missing = sorted(OmegaConf.missing_keys(cfg))
+            missing = sorted(_missing_keys(cfg))
             if missing:
                 raise UserError(f"Config keys without a value: {', '.join(missing)}.")
             metrics = train(cfg, attempt)
@@ -385,7 +529,143 @@ def _hydra_train(cfg: DictConfig) -> float | None:
             _forget(attempt, output_dir)
             sys.exit(2)
     value = metrics.get(cfg.trainer.objective)
+    if value is None and multirun:
+        print(
+            f"note: trainer.objective={cfg.trainer.objective} is not among this job's final metrics "
+            f"({', '.join(sorted(metrics))}): the sweeper gets no value for it.",
+            file=sys.stderr,
+            flush=True,
+        )
     return float(value) if value is not None else None
+
+
+def _override_values(argv: list[str], key: str) -> list[Any]:
+    """The values `key=...` takes on the command line, parsed as Hydra reads them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in argv if a.startswith(f"{key}=")]
+    return [o.value() for o in OverridesParser.create().parse_overrides(args)] if args else []
+
+
+def _resumed_run(argv: list[str]) -> str | None:
+    """The run that `resume=` names (not `auto`, which searches for one), or None."""
+    values = _override_values(argv, "resume")
+    resume = values[-1] if values else None
+    return resume if isinstance(resume, str) and resume not in ("", "auto") else None
+
+
+def check_resume_folder(argv: list[str]) -> None:
+    """`resume=RUN` continues in RUN's own folder: refuse a `hydra.run.dir=` elsewhere (Hydra would
+    make that folder and leave it empty) before anything is created."""
+    resume = _resumed_run(argv)
+    asked = _override_values(argv, "hydra.run.dir")
+    if resume is None or not asked or _is_multirun(argv):
+        return
+    own = Path(run_dir_of(resume, str(asked[-1]))).expanduser().absolute()
+    other = Path(str(asked[-1])).expanduser().absolute()
+    if own.resolve() != other.resolve():
+        raise UserError(
+            f"resume={resume} continues in the run's own folder {own}; hydra.run.dir={other} cannot move "
+            f"it. Drop hydra.run.dir=, or copy the run there (cp -r {shell_word(str(own))} "
+            f"{shell_word(str(other))}) and resume the copy: "
+            f"{command('gan-train', override('resume', str(other)))}"
+        )
+
+
+def show_resumed_config(argv: list[str]) -> bool:
+    """`gan-train resume=RUN ... --cfg job`: print the config the resumed run will use (its saved
+    config with this command line's allowed overrides) instead of Hydra's fresh composition;
+    False when the command line asks for something else. `--cfg hydra` and `--cfg all` stay
+    Hydra's, with a note that their job part is not what the resumed run uses."""
+    flag = next((i for i, a in enumerate(argv) if a in ("--cfg", "-c")), None)
+    resume = _resumed_run(argv)
+    if flag is None or resume is None or flag + 1 >= len(argv):
+        return False
+    if argv[flag + 1] != "job":
+        print(
+            f"note: resume={resume} runs with the config saved in its checkpoint (and this command "
+            f"line's allowed overrides), not the job config below; see it with: "
+            f"{command('gan-train', override('resume', resume), '--cfg', 'job')}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    from hydra import compose, initialize_config_module
+
+    from gan_cli.checkpoint import load_state, resolve_resume
+
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        with initialize_config_module(config_module=CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+            composed = compose(config_name="config", overrides=overrides)
+    except Exception as e:  # noqa: BLE001 - a config error, as Hydra would report it
+        raise UserError(hydra_error_message(e)) from e
+    ckpt_path, _ = resolve_resume(resume)
+    cfg = resume_config(composed, load_state(ckpt_path)["config"], ckpt_path, overrides)
+    package = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--package", "-p")), None)
+    node = OmegaConf.select(cfg, package) if package else cfg
+    shown = OmegaConf.to_yaml(node, resolve="--resolve" in argv) if OmegaConf.is_config(node) else f"{node}\n"
+    print(f"# resume={resume}: the run's saved config with this command line's overrides\n{shown}", end="")
+    return True
+
+
+def hydra_error_message(e: BaseException) -> str:
+    """One paragraph for an error Hydra raised while composing the config or making the run folder."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(e, OSError) and (message := describe_failure(e)) is not None:
+        return message
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    first = lines[0].rstrip(".") if lines else type(e).__name__
+    if isinstance(e, MissingConfigException) and e.options:
+        return f"{first}. Valid options: {', '.join(e.options)}."
+    cause = e.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        return f"{first}: {str(cause).strip().splitlines()[0].rstrip('.')}."
+    if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
+        return f"{first} (config key {e.full_key})."
+    return f"The config cannot be composed from these arguments ({type(e).__name__}: {first})."
+
+
+def _raised_by_task(e: BaseException) -> bool:
+    code = _hydra_train.__wrapped__.__code__  # type: ignore[attr-defined]
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _config_errors_as_paragraphs() -> None:
+    """Hydra (1.3) reports an error in composing the config, or in making the run folder, through
+    `hydra._internal.utils.run_and_report`: its own lines, a hint at HYDRA_FULL_ERROR and exit code
+    1. Wrap it so that such an error ends as gan-train's others do: one paragraph and exit code 2.
+    An error raised by the task function (a bug; it reports the rest itself) and any error under
+    HYDRA_FULL_ERROR=1 keep Hydra's report."""
+    from hydra._internal import utils
+
+    hydra_report = utils.run_and_report
+    if getattr(hydra_report, "gan_cli", False):
+        return
+
+    def run_and_report(func: Any) -> Any:
+        try:
+            return func()
+        except Exception as e:
+            error = e
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or _raised_by_task(error):
+
+                def again() -> None:
+                    raise error
+
+                return hydra_report(again)
+            _report(hydra_error_message(error))
+            sys.exit(2)
+
+    run_and_report.gan_cli = True  # type: ignore[attr-defined]
+    utils.run_and_report = run_and_report
 
 
 def train_main() -> None:
@@ -404,8 +684,12 @@ def train_main() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0 if topic is None or topic.strip("/") in config_groups() else 2)
     _setup()
+    _config_errors_as_paragraphs()
     try:
         check_overrides(argv)
+        check_resume_folder(argv)
+        if show_resumed_config(argv):
+            sys.exit(0)
         if not any(a.startswith(("--cfg", "-c", "--info", "--hydra-help", "--resolve")) for a in argv):
             check_output_root(argv)
     except UserError as e:

@@ -42,13 +42,19 @@ class SampleCommand:
     format: SampleFormat | None = None  # what a folder holds: png (default) or npy
     seed: int = 0  # seed of the latent codes: the same seed gives the same samples
     labels: list[int] | None = None  # conditional models: the classes to draw (cycled to n)
-    truncation: float = 0.0  # redraw latent components beyond this |value|; 0 = off
-    interpolate: int = 0  # > 0: rows of this many steps along slerp walks between random codes
+    # redraw latent components beyond this |value|; 0 = off (uniform prior: t < 1 draws U[-t, t];
+    # truncated prior: t below model.z_truncation; a t that changes nothing is refused)
+    truncation: float = 0.0
+    # > 0: rows of this many steps along walks between random codes (slerp; straight lines for a
+    # uniform prior or a mixture)
+    interpolate: int = 0
     nrow: int = 0  # images per grid row; 0 = about square (conditional: one row per class)
     device: str = "cpu"  # where G runs: cpu, cuda, cuda:1, mps
     batch_size: int = 256  # samples generated per forward pass
-    # cyclegan runs: the images to translate, a folder (sorted by file name) or a uint8 .npy of shape
-    # (N, H, W) or (N, H, W, C), converted as the training data was; the output keeps their order
+    # cyclegan runs: the images to translate, a folder (read recursively, in the order of the files'
+    # paths below it) or a uint8 .npy of shape (N, H, W) or (N, H, W, C), converted as the training
+    # data was; the output keeps their order. A folder of PNGs out mirrors the input's: x/a.jpg ->
+    # x/a.png; files that differ only in their suffix keep it (a.jpg -> a.jpg.png, a.png -> a.png.png)
     input: str | None = None
     direction: Translation = Translation.a2b  # cyclegan runs: a2b (G_AB) or b2a (G_BA)
 
@@ -56,7 +62,7 @@ class SampleCommand:
 @dataclass
 class EvalCommand:
     run: str = "???"  # a run directory, or a checkpoint / generator.pt file
-    # metrics to compute (modes2d | fid | kid | is | pr | classifier); [] = eval.metrics
+    # metrics to compute (modes2d | fid | kid | is | pr | classifier | parzen); [] = eval.metrics
     metrics: list[MetricName] = field(default_factory=lambda: [])  # type: ignore[valid-type]
     device: str = "cpu"  # where G and the metric networks run: cpu, cuda, cuda:1, mps
     data_root: str | None = None  # where the run's real data set lives now, if it moved
@@ -83,6 +89,7 @@ EVAL_HELP = (
 EVAL_EXAMPLES = [
     "gan-eval run=outputs/runs/<time> metrics=[modes2d]                   # ring8 / grid25",
     "gan-eval run=outputs/runs/<time> metrics=[classifier]                # offline, any labelled set",
+    "gan-eval run=outputs/runs/<time> metrics=[parzen]                    # log-likelihood, GAN paper",
     "gan-eval run=outputs/runs/<time> metrics=[fid,kid,is,pr] eval.inception_weights=~/weights.pth",
 ]
 HELP = {
@@ -209,26 +216,31 @@ def sample(cmd: SampleCommand) -> Path:
     """Draw samples from a run's generator and write them where `out=` says; returns that path."""
     import torch
 
-    from gan_cli.latent import sample_latents
-    from gan_cli.sampling import LoadedTranslator, generate, load_run, slerp
+    from gan_cli.latent import interpolate, sample_latents, truncation_problem
+    from gan_cli.sampling import LoadedTranslator, generate, load_run
 
     _check_sample_command(cmd)
     target = sample_target(cmd.out, cmd.format)
     loaded = load_run(cmd.run, device_of(cmd.device))
     if isinstance(loaded, LoadedTranslator):
         return translate_images(loaded, cmd, target)
-    if cmd.input is not None:
-        raise CommandError("input= is for translation runs (model=cyclegan); this run samples from noise.")
+    translation_only = [k for k in ("input", "direction") if getattr(cmd, k) != _SAMPLE_DEFAULTS[k]]
+    if translation_only:
+        raise CommandError(
+            f"{', '.join(k + '=' for k in translation_only)} {'is' if len(translation_only) == 1 else 'are'} "
+            "for translation runs (model=cyclegan); this run samples from noise."
+        )
     gen = loaded
+    problem = truncation_problem(gen.model, cmd.truncation)
+    if problem:
+        raise CommandError(problem)
     rng = torch.Generator().manual_seed(cmd.seed)
     z_dim = gen.model.z_dim
     if cmd.interpolate > 0:
         rows = max(1, cmd.n // cmd.interpolate)
         a, b = (sample_latents(gen.model, rows, rng, cmd.truncation) for _ in range(2))
         t = torch.linspace(0, 1, cmd.interpolate).view(1, -1, 1)
-        # slerp keeps normal codes at a typical norm; mixture codes walk straight across the gaps
-        walk = slerp if gen.model.z_components == 0 else torch.lerp
-        z = walk(a[:, None], b[:, None], t).reshape(-1, z_dim)
+        z = interpolate(gen.model, a[:, None], b[:, None], t).reshape(-1, z_dim)
         nrow = cmd.interpolate
     else:
         z = sample_latents(gen.model, cmd.n, rng, cmd.truncation)
@@ -260,9 +272,25 @@ def sample(cmd: SampleCommand) -> Path:
     return target.path
 
 
+# gan-sample's settings that draw from a noise generator: a translation run has none to draw from
+_NOISE_ONLY = ("n", "seed", "labels", "truncation", "interpolate")
+_SAMPLE_DEFAULTS = {f.name: f.default for f in fields(SampleCommand)}
+
+
 def translate_images(tr: Any, cmd: SampleCommand, target: SampleTarget) -> Path:
     """gan-sample for a CycleGAN run: translate cmd.input in cmd.direction, written in the
-    input's order in the format `out=` names (PNG files keep the input files' names)."""
+    input's order in the format `out=` names (a folder of PNGs mirrors an input folder: its
+    relative paths, each suffix replaced by .png, or kept before it where two files differ only in
+    their suffix). Settings that only sampling from noise uses (n=, seed=, labels=, truncation=,
+    interpolate=) are refused: a CommandError names them."""
+    noise_only = [k for k in _NOISE_ONLY if getattr(cmd, k) != _SAMPLE_DEFAULTS[k]]
+    if noise_only:
+        raise CommandError(
+            f"{', '.join(f'{k}=' for k in noise_only)}: {tr.source} is a translation run "
+            "(model=cyclegan), which translates each image of input= once and draws no noise; drop "
+            f"{'it' if len(noise_only) == 1 else 'them'} (nrow=, batch_size=, device=, out= and format= "
+            "apply)."
+        )
     if cmd.input is None:
         raise CommandError(
             f"{tr.source} is a translation run (model=cyclegan): give the images to translate with "
@@ -275,9 +303,10 @@ def translate_images(tr: Any, cmd: SampleCommand, target: SampleTarget) -> Path:
     if target.kind == "folder" and target.folder_format == SampleFormat.png and names is not None:
         from torchvision.utils import save_image
 
-        target.path.mkdir(parents=True, exist_ok=True)
         for img, name in zip(y, names, strict=True):
-            save_image(img.add(1).div(2).clamp(0, 1), target.path / f"{name}.png")
+            path = target.path / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_image(img.add(1).div(2).clamp(0, 1), path)
         what = f"{target.path}/ ({len(y)} PNG files named as the inputs)"
     else:
         what = write_samples(target, y, None, cmd.nrow or max(1, round(len(y) ** 0.5)))
@@ -285,10 +314,34 @@ def translate_images(tr: Any, cmd: SampleCommand, target: SampleTarget) -> Path:
     return target.path
 
 
+def output_names(files: list[Path], root: Path) -> list[str]:
+    """Unique output names (without an extension) for image files below `root`, in their order:
+    each file's path relative to `root` without its suffix ("x/a" for x/a.jpg); where files would
+    share a name (letter case aside: a.jpg and a.png), with their suffix ("a.jpg", "a.png"); and a
+    name still taken gets "-2", "-3", ... ."""
+    from collections import Counter
+
+    relative = [p.relative_to(root) for p in files]
+    names = [r.with_suffix("").as_posix() for r in relative]
+    shared = Counter(n.casefold() for n in names)
+    names = [r.as_posix() if shared[n.casefold()] > 1 else n for r, n in zip(relative, names, strict=True)]
+    taken: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate.casefold() in taken:
+            k += 1
+            candidate = f"{name}-{k}"
+        taken.add(candidate.casefold())
+        unique.append(candidate)
+    return unique
+
+
 def read_translation_input(path: Path, channels: int, size: int) -> tuple[Any, list[str] | None]:
-    """Images to translate -> ([-1, 1] (N, channels, size, size), their file stems or None): a
-    folder of image files (sorted by file name, decoded and fitted as image_folder training data
-    is) or a uint8 .npy of shape (N, H, W) or (N, H, W, C) (fitted as array data sets are)."""
+    """Images to translate -> ([-1, 1] (N, channels, size, size), their output names or None): a
+    folder of image files (read recursively in the order of their paths, decoded and fitted as
+    image_folder training data is; named by `output_names`) or a uint8 .npy of shape (N, H, W) or
+    (N, H, W, C) (fitted as array data sets are)."""
     import numpy as np
     import torch
 
@@ -297,14 +350,14 @@ def read_translation_input(path: Path, channels: int, size: int) -> tuple[Any, l
     from gan_cli.data.files import read_image_file, scan_images
 
     if path.is_dir():
-        files = sorted(scan_images(path), key=lambda p: p.name)
+        files = scan_images(path)
         if not files:
             raise CommandError(f"input={path}: no image files in this folder.")
         try:
             x = torch.stack([read_image_file(f, channels, size) for f in files])
         except DataError as e:
             raise CommandError(f"input={path}: {e}") from e
-        return to_model_range(x), [f.stem for f in files]
+        return to_model_range(x), output_names(files, path)
     if path.suffix.lower() == ".npy" and path.is_file():
         arr = np.load(path, allow_pickle=False)
         if (
@@ -411,6 +464,21 @@ def eval_out(out: str) -> Path:
     return path
 
 
+def check_eval_settings(ev: EvalConfig) -> None:
+    """The eval.* ranges gan-train checks (schema.MINIMUM), before any run is loaded; a
+    CommandError lists every value out of range. (Sample counts too small for the chosen
+    metrics are refused by the metrics' own preflight.)"""
+    from gan_cli.schema import MINIMUM
+
+    problems = [
+        f"{key} must be >= {low:g}, got {value}"
+        for key, low in MINIMUM.items()
+        if key.startswith("eval.") and (value := getattr(ev, key[len("eval.") :])) < low
+    ]
+    if problems:
+        raise CommandError(f"Invalid settings: {'; '.join(problems)}.")
+
+
 def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
     from gan_cli.logs import json_safe
     from gan_cli.metrics import evaluate
@@ -421,6 +489,7 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
         raise CommandError(
             "name the metrics, e.g. metrics=[modes2d] or metrics=[fid,kid,pr] or metrics=[classifier]"
         )
+    check_eval_settings(cmd.eval)
     out = eval_out(cmd.out) if cmd.out else None  # before the (long) evaluation
     device = device_of(cmd.device)
     gen = load_run(cmd.run, device)

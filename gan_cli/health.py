@@ -166,6 +166,8 @@ class HealthMonitor:
         return {"acc": self.acc, "steps": self.steps, "first_bad": self.first_bad}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["acc"]) != len(self.fields):  # other fields (trainer.ada switched): a fresh window
+            return
         self.acc = state["acc"].to(self.device)
         self.steps = int(state["steps"])
         first_bad = state["first_bad"].to(self.device)

@@ -131,7 +131,7 @@ class RunLogger:
             for key, value in values.items():
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     self.tb.add_scalar(key, value, step)
-        short = {"D(x)": "d/real", "D(G(z))": "d/fake", "Ld": "loss/d", "Lg": "loss/g"}
+        short = {"D(x)": "d/real", "D(G(z))": "d/fake", "Ld": "loss/d", "Lg": "loss/g", "p": "ada/p"}
         self.bar.set_postfix({k: f"{values[v]:.3f}" for k, v in short.items() if v in values})
 
     def warn(self, step: int, name: str, text: str) -> None:

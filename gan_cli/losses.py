@@ -19,6 +19,7 @@ class GANLoss:
     d_loss: Callable[[Tensor, Tensor], Tensor]  # (real logits, fake logits) -> scalar
     g_loss: Callable[[Tensor], Tensor]  # fake logits -> scalar
     probabilistic: bool  # sigmoid(logit) is meant as P(real): D_OVERPOWERS / D_FAILING apply
+    boundary: float = 0.0  # the logit at which D is undecided between real and fake (ADA's r_t)
 
 
 def _gan_d(real: Tensor, fake: Tensor) -> Tensor:
@@ -60,7 +61,7 @@ LOSSES: dict[str, GANLoss] = {
     "wgan": GANLoss(_wgan_d, _wgan_g, probabilistic=False),
     "wgan_gp": GANLoss(_wgan_d, _wgan_g, probabilistic=False),
     "hinge": GANLoss(_hinge_d, _wgan_g, probabilistic=True),
-    "lsgan": GANLoss(_lsgan_d, _lsgan_g, probabilistic=False),
+    "lsgan": GANLoss(_lsgan_d, _lsgan_g, probabilistic=False, boundary=0.5),  # targets 1 and 0
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import yaml
 from gan_cli.errors import CommandError
 from gan_cli.sweep import first_sentence, read_failure
 
-# the health curves shown (those a job logs): the GAN game's, then the CycleGAN game's
+# the health curves shown (those a job logs): the GAN game's, the CycleGAN game's, ADA's p
 CURVES = (
     "loss/d",
     "loss/g",
@@ -32,6 +32,9 @@ CURVES = (
     "d_b/fake",
     "diversity/a2b",
     "diversity/b2a",
+    "ada/p",
+    "ada/p_a",
+    "ada/p_b",
 )
 
 
@@ -43,6 +46,7 @@ class Job:
     target_steps: int | None
     final_eval: dict[str, Any]
     failure: dict[str, Any] | None = None  # the job's failure.json (sweep.py)
+    notes: list[str] = field(default_factory=list)  # what in its files could not be read
 
     @property
     def step(self) -> int:
@@ -64,27 +68,74 @@ class Job:
         return f"{self.failure.get('type', 'error')}: {first_sentence(str(self.failure.get('error', '')))}"
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    out = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written right now
-                continue
+def _read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """The step records of a metrics.jsonl. A line that is not one (cut short while being written or
+    by a crash, not JSON, not an object with an integer "step") is skipped, and `notes` says which."""
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        notes.append(f"{path} cannot be read ({e.strerror}); no curves for this job")
+        return []
+    if not text.strip():
+        notes.append(f"{path} is empty (no step logged yet)")
+        return []
+    lines = text.splitlines()
+    out, skipped = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            last = number == len(lines) and not text.endswith("\n")
+            why = "cut short: being written, or the run stopped mid-line" if last else "not JSON"
+            skipped.append(f"{number} ({why})")
+            continue
+        step = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool):
+            skipped.append(f"{number} (not a step record: no integer step)")
+            continue
+        out.append(record)
+    if skipped:
+        shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        notes.append(f"{path}: skipped line{'s' if len(skipped) > 1 else ''} {shown}")
     return out
+
+
+def _read_structured(path: Path, notes: list[str], kind: type) -> Any:
+    """A JSON (.json) or YAML file's contents if they are a `kind` (dict or list), else an empty
+    one, with a note when the file exists but cannot be read as one."""
+    if not path.is_file():
+        return kind()
+    try:
+        text = path.read_text(errors="replace")
+        value = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        notes.append(f"{path} cannot be read ({first_sentence(why)}); ignored")
+        return kind()
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        notes.append(f"{path} holds a {type(value).__name__}, not a {kind.__name__}; ignored")
+        return kind()
+    return value
 
 
 def load_job(path: Path) -> Job:
     hydra = path / ".hydra"
-    overrides = (
-        yaml.safe_load((hydra / "overrides.yaml").read_text()) if (hydra / "overrides.yaml").is_file() else []
-    )
-    config = yaml.safe_load((hydra / "config.yaml").read_text()) if (hydra / "config.yaml").is_file() else {}
-    target = (config or {}).get("trainer", {}).get("steps")
-    final_eval = json.loads((path / "eval.json").read_text()) if (path / "eval.json").is_file() else {}
-    records = _read_jsonl(path / "metrics.jsonl")
-    return Job(path, overrides or [], records, target, final_eval, read_failure(path))
+    notes: list[str] = []
+    overrides = _read_structured(hydra / "overrides.yaml", notes, list)
+    config = _read_structured(hydra / "config.yaml", notes, dict)
+    trainer = config.get("trainer")
+    target = trainer.get("steps") if isinstance(trainer, dict) else None
+    final_eval = _read_structured(path / "eval.json", notes, dict)
+    records = _read_jsonl(path / "metrics.jsonl", notes)
+    job = Job(path, [str(o) for o in overrides], records, target, final_eval, read_failure(path))
+    job.notes = notes
+    return job
 
 
 def find_jobs(folders: list[Path]) -> list[Job]:
@@ -168,7 +219,8 @@ def _plot(jobs: list[Job], path: Path) -> None:
                 ax.plot(*zip(*pts, strict=True), label=job.path.name)
         ax.set_title(key)
         ax.set_xlabel("step")
-    axes[0][0].legend(fontsize=7)
+    if axes[0][0].get_legend_handles_labels()[0]:  # a job without curves (nothing logged) has none
+        axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -189,8 +241,13 @@ def report(folders: list[Path], out: Path | None = None, best_mode: dict[str, st
         "modes2d/modes": "max",
         "modes2d/hq_pct": "max",
         "classifier/cond_acc": "max",
+        "parzen/ll": "max",
+        "parzen/real_ll": "max",
         **(best_mode or {}),
     }
+    for job in jobs:
+        for note in job.notes:
+            print(f"note: {note}")
     rows = [summarise(j, modes) for j in jobs]
     columns = list(dict.fromkeys(k for r in rows for k in r))
     out = out or (folders[0] if folders[0].is_dir() else folders[0].parent)

@@ -47,11 +47,37 @@ def _fixed_by(key: str) -> str | None:
     return None
 
 
-def _parsed_task_overrides() -> list[Any]:
-    from hydra.core.hydra_config import HydraConfig
+def _parsed_task_overrides(overrides: list[str] | None = None) -> list[Any]:
+    """The command line's overrides, parsed (None: those of the running Hydra job)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    if overrides is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+NORM_KEYS = ("model.g_norm", "model.d_norm")
+
+
+def _norms(cfg: DictConfig) -> dict[str, str]:
+    """model.g_norm and model.d_norm as the networks are built (`auto` resolved for the loss)."""
+    from gan_cli.models import resolve_norms
+
+    model = OmegaConf.to_object(cfg.model)
+    return dict(zip(NORM_KEYS, resolve_norms(model, cfg.loss.name), strict=True))  # type: ignore[arg-type]
+
+
+def _norm_mismatch(key: str, saved: str, now: str, asked: Any, loss: str) -> str:
+    net = "discriminator" if key == "model.d_norm" else "generator"
+    if asked == "auto":
+        return (
+            f"{key}=auto means {now} norm with loss={loss}, but the checkpoint's {net} was built with "
+            f"{saved} norm (it fixes the networks' shapes); set {key}={saved} explicitly (the saved "
+            "networks' norm) to continue with this loss"
+        )
+    return f"{key}: checkpoint has {saved!r}, this command asks for {now!r} (it fixes the networks' shapes)"
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -63,10 +89,16 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> DictConfig:
-    """The run's own config, with this command line's overrides applied where they are allowed.
+def resume_config(
+    composed: DictConfig, saved: dict[str, Any], source: Path, overrides: list[str] | None = None
+) -> DictConfig:
+    """The run's own config, with this command line's `overrides` (None: the running Hydra job's)
+    applied where they are allowed.
 
-    Model and data overrides that differ from the checkpoint are refused, all listed at once."""
+    Model and data overrides that differ from the checkpoint are refused, all listed at once. The
+    norms compare as built: `model.d_norm=auto` that a new loss (wgan_gp) would turn from batch into
+    layer norm is refused, and an explicit `model.d_norm=batch` equal to the saved networks' is
+    allowed."""
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(Config), saved)
     except OmegaConfBaseException as e:
@@ -76,7 +108,8 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
         ) from e
     # a key the checkpoint lacks was added after it was written: its default is what that run did
     before = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    for o in _parsed_task_overrides():
+    norms_before = _norms(cfg)
+    for o in _parsed_task_overrides(overrides):
         key = o.key_or_group
         if key == "resume" or key.startswith("hydra"):
             continue
@@ -87,10 +120,16 @@ def resume_config(composed: DictConfig, saved: dict[str, Any], source: Path) -> 
         else:
             OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
     now = _flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    norms_now = _norms(cfg)
     mismatches = [
         f"{k}: checkpoint has {before.get(k)!r}, this command asks for {now.get(k)!r} (it fixes {reason})"
         for k in sorted(set(now) | set(before))
-        if (reason := _fixed_by(k)) is not None and now.get(k) != before.get(k)
+        if (reason := _fixed_by(k)) is not None and k not in NORM_KEYS and now.get(k) != before.get(k)
+    ]
+    mismatches += [
+        _norm_mismatch(k, norms_before[k], norms_now[k], now.get(k), str(now.get("loss.name")))
+        for k in NORM_KEYS
+        if norms_now[k] != norms_before[k]
     ]
     if mismatches:
         raise ResumeError(

@@ -44,11 +44,13 @@ class ModelName(str, Enum):
     dcgan = "dcgan"
     cgan = "cgan"
     cyclegan = "cyclegan"  # unpaired image-to-image translation (games/cyclegan.py)
+    stylegan2 = "stylegan2"  # style-based generator, lazy R1, path length (games/stylegan2.py)
 
 
 class CondMode(str, Enum):
     projection = "projection"  # Miyato & Koyama 2018: logit += <embed(y), features(x)>
     concat = "concat"  # one-hot label maps stacked onto the image channels
+    none = "none"  # stylegan2: unconditional (projection: labels into the mapping network and D)
 
 
 class Norm(str, Enum):
@@ -57,6 +59,12 @@ class Norm(str, Enum):
     layer = "layer"
     instance = "instance"  # per sample and channel, no affine (CycleGAN)
     none = "none"
+
+
+class ZPrior(str, Enum):
+    normal = "normal"  # standard normal N(0, I)
+    uniform = "uniform"  # U[-1, 1] per component
+    truncated = "truncated"  # standard normal, every component beyond model.z_truncation redrawn
 
 
 class Activation(str, Enum):
@@ -147,6 +155,11 @@ class ModelConfig:
     # gaps let G jump between separate modes without samples in between (latent.py)
     z_components: int = 0
     z_component_std: float = 0.03  # std of each latent mixture component (z_components > 0)
+    # shape of the latent prior: normal | uniform (U[-1, 1] per component) | truncated (normal with
+    # every component beyond z_truncation redrawn); with z_components > 0, the shape of each code's
+    # offset from its component's mean, scaled by z_component_std (uniform: the box's half-width)
+    z_prior: ZPrior = ZPrior.normal
+    z_truncation: float = 2.0  # z_prior=truncated: the bound |z_i| <= this
     # mlp: hidden widths of G (input to output) and D (input to output)
     g_hidden: list[int] = field(default_factory=lambda: [128, 256, 512, 1024])
     d_hidden: list[int] = field(
@@ -169,10 +182,23 @@ class ModelConfig:
     spectral_norm_g: bool = False  # spectral normalisation of G's layers
     pack: int = 1  # PacGAN: D judges `pack` samples at once (Lin et al. 2018); batch divisible by it
     mbstd: bool = False  # minibatch standard-deviation feature in D (Karras et al. 2018; mlp, dcgan)
+    # minibatch discrimination in D (Salimans et al. 2016, sec. 3.2; mlp, dcgan, cgan): each sample's
+    # L1 closeness to the others of its batch (of its rank's batch under torchrun; of its packed
+    # group's batch with model.pack) in mbd_kernels learned projections, next to D's last features;
+    # not with loss=wgan_gp, whose penalty is per sample
+    minibatch_discrimination: bool = False
+    mbd_kernels: int = 100  # minibatch discrimination: kernels B (the reference code's 100)
+    mbd_dim: int = 5  # minibatch discrimination: dimension C of each kernel's projection
     # cyclegan: residual blocks of the ResNet generators (the paper: 9 at 256 px, 6 at 128 px) and
     # stride-2 layers of the PatchGAN discriminators (3: 70x70 patches, the whole image at 32 px)
     res_blocks: int = 6
     d_layers: int = 3
+    # stylegan2 (Karras et al. 2020): w's length, the mapping network's depth (8 in the paper, 2 at
+    # 32 px), and the channel budget: min(channel_base // resolution, channel_max) feature maps
+    w_dim: int = 512
+    mapping_layers: int = 8
+    channel_base: int = 32768
+    channel_max: int = 512
 
 
 @dataclass
@@ -193,6 +219,15 @@ class LossConfig:
     # weight relative to it (0 = off; needs data.a and data.b with the same channels)
     cycle_weight: float = 10.0
     identity_weight: float = 0.5
+    # stylegan2 (Karras et al. 2020): lazy R1 every r1_interval D steps (its weight loss.r1_gamma),
+    # path-length regularisation (weight 0 = off; 2 in the paper) every pl_interval G steps on
+    # batch / pl_batch_shrink samples, and style mixing with this probability
+    r1_interval: int = 16
+    pl_weight: float = 0.0
+    pl_interval: int = 4
+    pl_decay: float = 0.01  # the running mean of path lengths moves by this fraction a step
+    pl_batch_shrink: int = 2
+    style_mixing: float = 0.9
 
 
 @dataclass
@@ -237,6 +272,10 @@ class TrainerConfig:
     # BatchNorm statistics of the EMA generator re-estimated from this many batches of fixed noise
     # before it is sampled, evaluated or saved; 0 = keep the live G's (which fit other weights)
     ema_bn_batches: int = 50
+    # stylegan2: the EMA's half-life in thousands of images seen (Karras et al. 2020: 10 at batch 32),
+    # ramped up as ema_rampup x images seen so far (0 = no ramp); ema_kimg 0 = use ema_decay per step
+    ema_kimg: float = 0.0
+    ema_rampup: float = 0.0
     on_nonfinite: OnNonFinite = OnNonFinite.stop  # NaN/inf: stop, skip the update, or roll back
     rollback_lr_factor: float = 0.5  # on_nonfinite=rollback: learning rates scaled by this per rollback
     skip_limit: int = 100  # on_nonfinite=skip: stop after this many updates skipped in a row
@@ -246,6 +285,14 @@ class TrainerConfig:
     # less the DataLoader workers of a streamed data set; an explicit OMP_NUM_THREADS is honoured
     threads: int = 0
     diffaugment: list[str] = field(default_factory=list)  # DiffAugment: any of color, translation, cutout
+    # ADA (Karras et al. 2020): every image D sees goes through ada_pipe, each transform applied per
+    # sample with probability p; every ada_interval D steps p moves towards E[sign(D(x_real))] = ada_target
+    ada: bool = False
+    ada_pipe: list[str] = field(default_factory=lambda: ["bgc"])  # groups blit, geom, color, bg, bgc or names
+    ada_target: float = 0.6  # the r_t = E[sign(D(x_real))] that p steers towards
+    ada_interval: int = 4  # D steps between adjustments of p
+    ada_kimg: float = 500.0  # thousands of real images for p to go 0 -> 1 (500 as the paper; ~5 for CPU runs)
+    ada_p: float = 0.0  # p at the start
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs (Sonderby et al. 2017) ...
     instance_noise_steps: int = 0  # ... annealed linearly to 0 over this many steps (0 = constant)
     sync_bn: bool = False  # torchrun: BatchNorm statistics over all ranks (SyncBatchNorm), else per rank
@@ -257,10 +304,11 @@ class TrainerConfig:
 
 
 # modes2d: 2-D mixtures (PacGAN protocol); fid, kid, is, pr: with the standard Inception weights;
-# classifier: offline, with a small classifier trained on the labelled real set. (Functional form
-# because `is` is a Python keyword and OmegaConf matches enum members by name.)
+# classifier: offline, with a small classifier trained on the labelled real set; parzen: the
+# Parzen-window log-likelihood of the original GAN paper. (Functional form because `is` is a Python
+# keyword and OmegaConf matches enum members by name.)
 MetricName = Enum(  # type: ignore[misc]
-    "MetricName", [(m, m) for m in ("modes2d", "fid", "kid", "is", "pr", "classifier")], type=str
+    "MetricName", [(m, m) for m in ("modes2d", "fid", "kid", "is", "pr", "classifier", "parzen")], type=str
 )
 
 
@@ -272,7 +320,8 @@ class Direction(str, Enum):
 @dataclass
 class EvalConfig:
     every: int = 0  # evaluate during training every N steps (and at the end); 0 = never
-    metrics: list[MetricName] = field(default_factory=list)  # modes2d | fid | kid | is | pr | classifier
+    # modes2d | fid | kid | is | pr | classifier | parzen
+    metrics: list[MetricName] = field(default_factory=list)
     n_samples: int = 10000  # generated samples per evaluation (modes2d always uses 2,500)
     real_samples: int = 10000  # real samples for reference statistics (at most the whole set)
     best: str | None = None  # a metric key (e.g. fid, classifier/fd) that keeps checkpoints/best.pt
@@ -281,6 +330,12 @@ class EvalConfig:
     cache_dir: str = "~/.cache/gan-cli"  # real-set features and trained classifiers
     batch_size: int = 250  # images per forward pass of G and the metric networks
     classifier_epochs: int = 12  # epochs of the classifier metric's small CNN on the real set
+    # parzen: kernel widths to choose from on the validation points (images: pixels in [0, 1]; 2-D
+    # points: raw coordinates); [] = log-spaced, 0.1 to 1 for images (the reference's grid), for 2-D
+    # points 0.001 to 1 times the set's scale (ring8 1, grid25 4)
+    parzen_sigmas: list[float] = field(default_factory=list)
+    parzen_valid: int = 1000  # parzen: real points that choose sigma ...
+    parzen_test: int = 2000  # ... and held-out real points that are scored (the rest: the reference)
     seed: int = 0  # seed of the generated and real samples an evaluation draws
 
 
@@ -293,6 +348,9 @@ class Config:
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
     resume: str | None = None  # a run directory or a checkpoint file
+    # fine-tuning: a run directory, checkpoint or generator.pt whose weights start G (and D where it
+    # has them); the optimizers, step and data start fresh
+    init_from: str | None = None
 
 
 GROUPS: dict[str, type] = {
@@ -351,6 +409,18 @@ MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
     "model.embed_dim": 1,
     "model.res_blocks": 0,
     "model.d_layers": 1,
+    "model.w_dim": 1,
+    "model.mapping_layers": 1,
+    "model.channel_base": 1,
+    "model.channel_max": 1,
+    "loss.r1_interval": 1,
+    "loss.pl_weight": 0,
+    "loss.pl_interval": 1,
+    "loss.pl_decay": 0,
+    "loss.pl_batch_shrink": 1,
+    "loss.style_mixing": 0,
+    "trainer.ema_kimg": 0,
+    "trainer.ema_rampup": 0,
     "loss.cycle_weight": 0,
     "loss.identity_weight": 0,
     "loss.gp_weight": 0,
@@ -394,6 +464,7 @@ def check_config(cfg: Config) -> None:
         problems.append(
             f"eval.every={cfg.eval.every} evaluates nothing: name the metrics, e.g. eval.metrics=[classifier]"
         )
+    problems += parzen_problems(cfg.eval)
     if not 0.0 <= cfg.optim.decay_start < 1.0:
         problems.append(f"optim.decay_start must be a fraction in [0, 1), got {cfg.optim.decay_start}")
     if not 0.0 <= t.ema_decay < 1.0:
@@ -414,12 +485,18 @@ def check_config(cfg: Config) -> None:
             f"images need data.channels 1 or 3 and data.image_size >= 1, got {d.channels} and {d.image_size}"
         )
     problems += _translation_problems(cfg)
+    problems += _stylegan2_problems(cfg)
     if m.z_dim < 1:
         problems.append(f"model.z_dim must be >= 1, got {m.z_dim}")
     if m.z_components < 0:
         problems.append(f"model.z_components must be >= 0 (0 = standard normal prior), got {m.z_components}")
     if m.z_component_std <= 0:
         problems.append(f"model.z_component_std must be > 0, got {m.z_component_std}")
+    if m.z_truncation <= 0:
+        problems.append(
+            f"model.z_truncation must be > 0 (the bound of z_prior=truncated), got {m.z_truncation}"
+        )
+    problems += _minibatch_discrimination_problems(cfg)
     if m.pack < 1 or t.batch_size % m.pack:
         problems.append(f"model.pack={m.pack} must be >= 1 and divide trainer.batch_size={t.batch_size}")
     bad_aug = [a for a in t.diffaugment if a not in ("color", "translation", "cutout")]
@@ -427,6 +504,7 @@ def check_config(cfg: Config) -> None:
         problems.append(f"trainer.diffaugment: unknown {bad_aug}; valid: color, translation, cutout")
     if t.diffaugment and d.dim:
         problems.append("trainer.diffaugment is for images, not vector data")
+    problems += _ada_problems(cfg)
     if m.d_maxout < 0 or (m.d_maxout and m.name != ModelName.mlp):
         problems.append(f"model.d_maxout is for the mlp discriminator and must be >= 0, got {m.d_maxout}")
     if m.mbstd and m.name == ModelName.cgan:
@@ -464,6 +542,128 @@ def check_config(cfg: Config) -> None:
         raise ConfigError("Invalid config:\n  - " + "\n  - ".join(problems))
 
 
+def parzen_problems(ev: EvalConfig) -> list[str]:
+    """The parzen metric's settings; gan-eval checks them too (it has no whole Config)."""
+    problems = []
+    if any(s <= 0 for s in ev.parzen_sigmas):
+        problems.append(
+            f"eval.parzen_sigmas must list kernel widths > 0 ([] = default), got {list(ev.parzen_sigmas)}"
+        )
+    for key, low in (("parzen_valid", 1), ("parzen_test", 2)):
+        if getattr(ev, key) < low:
+            problems.append(f"eval.{key} must be >= {low}, got {getattr(ev, key)}")
+    return problems
+
+
+def _minibatch_discrimination_problems(cfg: Config) -> list[str]:
+    """model.minibatch_discrimination's sizes, and the settings it cannot work with."""
+    m = cfg.model
+    problems = [
+        f"model.{key} must be >= 1, got {getattr(m, key)}"
+        for key in ("mbd_kernels", "mbd_dim")
+        if getattr(m, key) < 1
+    ]
+    if not m.minibatch_discrimination or m.name == ModelName.cyclegan:
+        return problems
+    if cfg.loss.name == LossName.wgan_gp:
+        problems.append(
+            "model.minibatch_discrimination makes D's score of a sample depend on the other samples of "
+            "its batch, and loss=wgan_gp's penalty bounds D's gradient one sample at a time (Gulrajani "
+            "et al. 2017, sec. 4, on batch norm): use loss=hinge or nonsaturating with minibatch "
+            "discrimination, or keep wgan_gp with the milder model.mbstd=true (as Karras et al. 2018)"
+        )
+    if (inputs := cfg.trainer.batch_size // m.pack) < 2:
+        problems.append(
+            "model.minibatch_discrimination compares each of D's inputs with the others of its batch, "
+            f"but with model.pack={m.pack} D sees trainer.batch_size/pack = {inputs} input per batch: "
+            "raise trainer.batch_size or lower model.pack"
+        )
+    return problems
+
+
+def _ada_problems(cfg: Config) -> list[str]:
+    """trainer.ada's ranges, and what it does not combine with (images only, one augmentation)."""
+    t = cfg.trainer
+    if not t.ada:
+        return []
+    from gan_cli.ada import pipe_transforms  # imports torch: only for runs that use ADA
+
+    problems = []
+    try:
+        pipe_transforms(list(t.ada_pipe))
+    except ValueError as e:
+        problems.append(f"trainer.ada_pipe: {e}")
+    if cfg.data.dim:
+        problems.append(f"trainer.ada augments images, not vector data (data={cfg.data.name.value})")
+    if t.diffaugment:
+        problems.append(
+            "trainer.ada and trainer.diffaugment both augment D's inputs: choose one "
+            "(trainer.diffaugment=[] or trainer.ada=false)"
+        )
+    if cfg.loss.name in (LossName.wgan, LossName.wgan_gp):
+        problems.append(
+            f"trainer.ada steers p by the sign of D's logits on real images, which a critic "
+            f"(loss={cfg.loss.name.value}) does not give a meaning: use loss=nonsaturating, minimax, hinge "
+            "or lsgan"
+        )
+    if not 0.0 <= t.ada_target < 1.0:
+        problems.append(f"trainer.ada_target must be in [0, 1), got {t.ada_target}")
+    if t.ada_interval < 1:
+        problems.append(f"trainer.ada_interval must be >= 1, got {t.ada_interval}")
+    if t.ada_kimg <= 0:
+        problems.append(f"trainer.ada_kimg must be > 0, got {t.ada_kimg}")
+    if not 0.0 <= t.ada_p <= 1.0:
+        problems.append(f"trainer.ada_p must be in [0, 1], got {t.ada_p}")
+    return problems
+
+
+def _stylegan2_problems(cfg: Config) -> list[str]:
+    """model=stylegan2's image sizes, labels and the GAN-game options its game does not have; and
+    model.cond's choices per model."""
+    d, m, lc = cfg.data, cfg.model, cfg.loss
+    if m.name != ModelName.stylegan2:
+        if m.cond == CondMode.none and m.name == ModelName.cgan:
+            return ["model.cond=none: model=cgan is conditional; use model=dcgan for an unconditional model"]
+        return []
+    problems = []
+    if d.dim:
+        problems.append(
+            f"model=stylegan2 generates images, but data={d.name.value} holds 2-D points; use model=mlp"
+        )
+    elif d.image_size < 8 or d.image_size & (d.image_size - 1):
+        problems.append(
+            f"model=stylegan2 needs a data.image_size that is a power of two >= 8 (e.g. 32), "
+            f"got {d.image_size}"
+        )
+    if m.cond == CondMode.concat:
+        problems.append(
+            "model.cond=concat: model=stylegan2 is conditioned by projection (labels into the mapping "
+            "network and D's projection) or not at all: model.cond=projection|none"
+        )
+    labelled = d.num_classes >= 2 or d.labels == Labels.subfolders
+    if m.cond == CondMode.projection and not labelled:
+        problems.append(
+            f"model.cond=projection trains a class-conditional StyleGAN2, but data={d.name.value} has no "
+            "labels (data.num_classes < 2); set model.cond=none"
+        )
+    if lc.n_critic != 1:
+        problems.append(f"loss.n_critic={lc.n_critic}: the StyleGAN2 game takes one D step per G step")
+    for key, bad in (
+        ("model.pack", m.pack > 1),
+        ("model.minibatch_discrimination", m.minibatch_discrimination),
+        ("loss.unroll_steps", lc.unroll_steps > 0),
+        ("loss.feature_matching", lc.feature_matching),
+        ("loss.clip", lc.name == LossName.wgan),
+        ("loss.gp_weight", lc.name == LossName.wgan_gp),
+    ):
+        if bad:
+            problems.append(
+                f"{key}: the StyleGAN2 game does not apply it (its stabilisers are lazy R1, path length, "
+                "style mixing, the minibatch-std layer and ADA); loss=wgan/wgan_gp are not available either"
+            )
+    return problems
+
+
 def _translation_problems(cfg: Config) -> list[str]:
     """model=cyclegan needs data=unpaired (two image domains), and only it takes one."""
     d, m = cfg.data, cfg.model
@@ -494,6 +694,12 @@ def _translation_problems(cfg: Config) -> list[str]:
                 f"{key} needs channels 1 or 3 and data.image_size={d.image_size} (got {dom.channels} and "
                 f"{dom.image_size}); both domains are read at one size"
             )
+    unset = [f"{key}.root" for key, dom in (("data.a", d.a), ("data.b", d.b)) if _needs_root(dom)]
+    if unset:
+        problems.append(
+            f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set: each domain of "
+            "data=unpaired is read from a folder of images; set " + " ".join(f"{k}=<folder>" for k in unset)
+        )
     if d.image_size < 8 or d.image_size % 4:
         problems.append(
             f"model=cyclegan needs a data.image_size that is a multiple of 4 and >= 8, got {d.image_size}"
@@ -506,6 +712,11 @@ def _translation_problems(cfg: Config) -> list[str]:
             "loss.identity_weight=0 or convert one domain (data.b.channels=...)"
         )
     return problems
+
+
+def _needs_root(dom: DomainConfig) -> bool:
+    """An image-folder domain without the folder it reads."""
+    return dom.name == DataName.image_folder and not dom.root
 
 
 def inert_settings(cfg: Config) -> list[str]:
@@ -523,15 +734,62 @@ def inert_settings(cfg: Config) -> list[str]:
         ("loss.gp_weight", lc.name != LossName.wgan_gp, f"loss={lc.name.value} (the penalty is wgan_gp's)"),
         ("loss.top_k_steps", lc.top_k >= 1.0, "loss.top_k=1 (nothing to anneal)"),
         ("model.embed_dim", m.name != ModelName.cgan, f"model={m.name.value} (unconditional)"),
-        ("model.cond", m.name != ModelName.cgan, f"model={m.name.value} (unconditional)"),
+        (
+            "model.cond",
+            m.name not in (ModelName.cgan, ModelName.stylegan2),
+            f"model={m.name.value} (unconditional)",
+        ),
         ("model.g_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.d_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_activation", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
-        ("model.g_channels", m.name == ModelName.mlp, "model=mlp (fully connected)"),
-        ("model.d_channels", m.name == ModelName.mlp, "model=mlp (fully connected)"),
+        ("model.g_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),
+        ("model.d_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),
+        *(
+            (f"model.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (stylegan2's)")
+            for key in ("w_dim", "mapping_layers", "channel_base", "channel_max")
+        ),
+        *(
+            (f"loss.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (the StyleGAN2 game's)")
+            for key in (
+                "r1_interval",
+                "pl_weight",
+                "pl_interval",
+                "pl_decay",
+                "pl_batch_shrink",
+                "style_mixing",
+            )
+        ),
+        *(
+            (f"trainer.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (the StyleGAN2 game's)")
+            for key in ("ema_kimg", "ema_rampup")
+        ),
+        (
+            "trainer.ema_decay",
+            m.name == ModelName.stylegan2 and t.ema_kimg > 0,
+            "trainer.ema_kimg > 0 (the EMA's half-life in images sets its decay)",
+        ),
+        *(
+            (
+                key,
+                m.name == ModelName.stylegan2,
+                "model=stylegan2 (no batch norm; its D has its own minibatch-std)",
+            )
+            for key in ("model.g_norm", "model.d_norm", "model.mbstd", "trainer.ema_bn_batches")
+        ),
+        (
+            "model.z_truncation",
+            m.z_prior != ZPrior.truncated,
+            f"model.z_prior={m.z_prior.value} (the bound is z_prior=truncated's)",
+        ),
+        ("model.mbd_kernels", not m.minibatch_discrimination, "model.minibatch_discrimination=false"),
+        ("model.mbd_dim", not m.minibatch_discrimination, "model.minibatch_discrimination=false"),
         ("data.labels", cfg.data.name != DataName.image_folder, f"data={cfg.data.name.value}"),
         ("data.skip_bad", cfg.data.name != DataName.image_folder, f"data={cfg.data.name.value}"),
         ("trainer.instance_noise_steps", cfg.trainer.instance_noise == 0, "trainer.instance_noise=0"),
+        *(
+            (f"trainer.ada_{key}", not t.ada, "trainer.ada=false")
+            for key in ("pipe", "target", "interval", "kimg", "p")
+        ),
         ("eval.best", cfg.eval.every == 0, "eval.every=0 (no evaluation during training)"),
         ("optim.schedule_steps", cfg.optim.schedule == Schedule.constant, "optim.schedule=constant"),
         ("optim.decay_start", cfg.optim.schedule == Schedule.constant, "optim.schedule=constant"),
@@ -557,7 +815,9 @@ def inert_settings(cfg: Config) -> list[str]:
                 "loss.unroll_steps",
                 "model.pack",
                 "model.mbstd",
+                "model.minibatch_discrimination",
                 "model.z_components",
+                "model.z_prior",
             )
         ),
     ]

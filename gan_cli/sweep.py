@@ -67,10 +67,23 @@ def summary_line(sweep_dir: Path) -> tuple[str, int]:
 
 
 def first_sentence(text: str, limit: int = 100) -> str:
-    """The first sentence of a message (without its parenthesised asides), at most `limit` long."""
+    """The first sentence of a message (without its parenthesised asides), at most `limit` long.
+    A traceback (a job's bug: a plain Python exception) gives its exception's message."""
+    if text.lstrip().startswith("Traceback (most recent call last):"):
+        text = _exception_message(text)
     first = " ".join(text.replace("\n  - ", " ").split())
     first = first.split(". ")[0].split(" (")[0].rstrip(".")
     return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def _exception_message(traceback_text: str) -> str:
+    """The message of the (last) exception of a formatted traceback: its last unindented line
+    `module.Type: message`, without the type (failure.json records the type)."""
+    lines = [line for line in traceback_text.strip().splitlines() if line and not line[0].isspace()]
+    last = lines[-1] if lines else traceback_text.strip()
+    name, sep, message = last.partition(": ")
+    plain_name = sep and name.replace(".", "").replace("_", "").isalnum()
+    return (message if plain_name else last).strip() or name
 
 
 class SweepSummary(Callback):

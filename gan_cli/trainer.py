@@ -18,6 +18,7 @@ from torch import Tensor
 
 from gan_cli import __version__, distributed
 from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, nonfinite_tensors
+from gan_cli.data.common import progress_bars
 from gan_cli.distributed import DistInfo
 from gan_cli.games import Game, Setup, game_class
 from gan_cli.games.gan import config_dict
@@ -93,9 +94,10 @@ class Trainer:
         self.updater = Updater(cfg, self.dist, self.device)
         # rank 0 draws the streams of a single process; other ranks draw their own data and noise
         stream_seed = t.seed + 104_729 * self.dist.rank
-        self.game: Game = game_class(cfg)(
-            Setup(cfg, self.device, self.dist, self.updater, amp_dtype, stream_seed)
-        )
+        with progress_bars(t.progress):  # reading the data sets shows bars as training does
+            self.game: Game = game_class(cfg)(
+                Setup(cfg, self.device, self.dist, self.updater, amp_dtype, stream_seed)
+            )
         game = self.game
         self.health = HealthMonitor(
             t.health,
@@ -105,7 +107,8 @@ class Trainer:
             fields=game.fields,
             discriminators=game.discriminators,
         )
-        # on_nonfinite=skip: the step's starting buffers (BatchNorm statistics), restored when it skips
+        # on_nonfinite=skip: the step's starting buffers (BatchNorm statistics), restored when it skips;
+        # nets with instance or no normalisation may have none (train_step then copies nothing)
         self._buffers = [b for net in game.modules().values() for b in net.buffers()]
         self._backup = [b.clone() for b in self._buffers] if self.updater.skip else []
         self.step = 0
@@ -165,11 +168,12 @@ class Trainer:
 
     def train_step(self) -> None:
         """One step of the game, its health values added to the window."""
-        if self.updater.skip:  # a skipped update must not leave NaN in BatchNorm statistics either
+        guard = self.updater.skip and bool(self._buffers)
+        if guard:  # a skipped update must not leave NaN in BatchNorm statistics either
             torch._foreach_copy_(self._backup, self._buffers)
             skipped = self.updater.total
         values = self.game.train_step()
-        if self.updater.skip and self.updater.total != skipped:
+        if guard and self.updater.total != skipped:
             torch._foreach_copy_(self._buffers, self._backup)
         self.health.add(self.step, values)
         self.step += 1
@@ -202,7 +206,8 @@ class Trainer:
         """Run eval.metrics on the game; keep checkpoints/best.pt by eval.best."""
         if self.health.nonfinite()[0] >= 0 and self.cfg.trainer.on_nonfinite != OnNonFinite.skip:
             return  # diverged: the log that follows stops or rolls back
-        with torch.random.fork_rng(devices=[]):  # evaluation never moves the training streams
+        # evaluation never moves the training streams, and shows bars only as training does
+        with torch.random.fork_rng(devices=[]), progress_bars(self.cfg.trainer.progress):
             results = self.game.evaluate([m.value for m in self.cfg.eval.metrics], self.run_dir)
         numbers = {f"eval/{k}": v for k, v in results.items() if isinstance(v, (int, float))}
         self._pending_eval = {"eval/step": self.step, **numbers}
@@ -267,7 +272,9 @@ class Trainer:
                 (f"optimizer {i}", t) for st in opt.state.values() for t in st.values() if torch.is_tensor(t)
             ]
         named = [(n, t) for n, t in named if t.is_floating_point()]
-        finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist() if named else []
+        # one fused max-|x| per tensor: NaN and inf survive it, and it is one kernel for all of them
+        peaks = torch._foreach_norm([t.detach() for _, t in named], float("inf")) if named else []
+        finite = torch.isfinite(torch.stack([p.float() for p in peaks])).tolist() if named else []
         bad = [n for (n, _), ok in zip(named, finite, strict=True) if not ok]
         if bad:
             shown = ", ".join(dict.fromkeys(bad[:5]))

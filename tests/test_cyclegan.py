@@ -282,3 +282,103 @@ def test_torchrun_two_ranks(tmp_path):
     assert sorted(r for r, _ in prints) == ["0", "1"] and prints[0][1] == prints[1][1], prints
     state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert len(state["ranks"]) == 2 and "pool" in state["ranks"][1]
+
+
+def test_a_smaller_pool_on_resume_keeps_the_newest_images(tmp_path):
+    """The reported input: resuming with a smaller trainer.pool_size than the saved pool crashed
+    (or, growing, kept slots it had never filled)."""
+    pool = ImagePool(5, seed=0, device=torch.device("cpu"))
+    pool.query(torch.arange(5.0).view(5, 1, 1, 1))
+    pool.query(torch.arange(10.0, 20.0).view(10, 1, 1, 1))
+    saved = pool.state_dict()
+    order = saved["stamps"].argsort()
+    newest = saved["images"][order[-3:].sort().values]
+    small = ImagePool(3, seed=0, device=torch.device("cpu"))
+    small.load_state_dict(saved)
+    assert small.count == 3 and torch.equal(small.images, newest) and small.seen == 15
+    assert sorted(small.stamps.tolist()) == sorted(saved["stamps"][order[-3:]].tolist())
+    small.query(torch.full((4, 1, 1, 1), 99.0))  # goes on as a full pool
+    off = ImagePool(0, seed=0, device=torch.device("cpu"))
+    off.load_state_dict(saved)
+    assert off.count == 0 and off.images is None
+    larger = ImagePool(8, seed=0, device=torch.device("cpu"))
+    larger.load_state_dict(saved)
+    assert larger.count == 5 and torch.equal(larger.images[:5], saved["images"])
+    new = torch.arange(100.0, 103.0).view(3, 1, 1, 1)
+    assert torch.equal(larger.query(new), new) and torch.equal(larger.images[5:], new)  # fills up first
+    older = {k: v for k, v in saved.items() if k not in ("stamps", "seen")}  # a checkpoint from before stamps
+    small.load_state_dict(older)
+    assert torch.equal(small.images, saved["images"][2:])
+    # a CycleGAN run resumed with a smaller pool
+    first = Trainer(tiny("trainer.pool_size=8", "trainer.steps=2"), tmp_path)
+    fit(first, tmp_path)
+    resumed = Trainer(tiny("trainer.pool_size=2", "trainer.steps=3"), tmp_path)
+    resumed.load_state_dict(torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True), tmp_path)
+    assert resumed.game.pool_a.count == 2 and resumed.game.pool_a.images.shape[0] == 2
+    fit(resumed, tmp_path)
+    assert resumed.step == 3
+
+
+def test_unpaired_data_names_the_domain_keys(tmp_path):
+    """The reported input: data=unpaired without roots said "set data.root", a key it does not read."""
+    with pytest.raises(ConfigError) as err:
+        check_config(tiny("data=unpaired"))
+    assert "data.a.root and data.b.root are not set" in str(err.value)
+    assert "set data.a.root=<folder> data.b.root=<folder>" in str(err.value)
+    with pytest.raises(ConfigError, match=r"data\.b\.root is not set"):
+        check_config(tiny("data=unpaired", f"data.a.root={tmp_path}"))
+    # errors of reading one domain name that domain's keys
+    from gan_cli.data import DataError, make_batches
+
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    cfg = tiny(
+        "data=unpaired", f"data.a.root={tmp_path}", f"data.b.root={tmp_path / 'none'}", "data.channels=1"
+    )
+    with pytest.raises(
+        DataError, match=r"^data\.a: the data set has 3 items, fewer than trainer\.batch_size=4"
+    ):
+        make_batches(cfg.data.a, 4, 0, torch.device("cpu"), "data.a")
+    with pytest.raises(DataError, match=r"^data\.b\.name=image_folder: data\.b\.root=.* is not a folder"):
+        make_batches(cfg.data.b, 2, 0, torch.device("cpu"), "data.b")
+
+
+def test_output_names_are_unique_in_input_order(tmp_path):
+    from gan_cli.commands import output_names
+
+    files = [tmp_path / p for p in ("a.jpg", "a.png", "a.jpg.png", "b.bmp", "x/a.png", "y/a.png")]
+    assert output_names(files, tmp_path) == ["a.jpg", "a.png", "a.jpg-2", "b", "x/a", "y/a"]
+
+
+def test_gan_sample_translation_keeps_every_input_and_refuses_noise_settings(cg_run, tmp_path):
+    """The reported input: a.jpg and a.png (or x/a.png and y/a.png) wrote one a.png; n= and the like
+    were silently ignored."""
+    images = tmp_path / "in"
+    (images / "x").mkdir(parents=True)
+    (images / "y").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "a.png", "x/a.png", "y/a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(images / name)
+    out = run_cli(
+        f"run={cg_run}",
+        f"input={images}",
+        f"out={tmp_path / 'out'}/",
+        cwd=tmp_path,
+        module="gan_cli.sample_main",
+    )
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
+    assert written == ["a.jpg.png", "a.png.png", "b.png", "x/a.png", "y/a.png"]
+    assert "5 images translated a2b" in out.stdout
+    refused = run_cli(
+        f"run={cg_run}",
+        f"input={images}",
+        "n=10",
+        "truncation=0.5",
+        f"out={tmp_path / 'o2'}/",
+        cwd=tmp_path,
+        module="gan_cli.sample_main",
+    )
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "n=, truncation=:" in refused.stderr and "translation run" in refused.stderr
+    assert not (tmp_path / "o2").exists()

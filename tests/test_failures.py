@@ -250,3 +250,42 @@ def test_out_of_range_values_name_their_key(override, key):
 
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         check_config(compose_config(override))
+
+
+def test_skip_on_a_model_without_buffers(tmp_path):
+    """The reported input: on_nonfinite=skip on nets without buffers (no BatchNorm, no EMA) crashed
+    in torch._foreach_copy_ on an empty list; the skipped update still leaves the weights finite."""
+    cfg = compose_config(
+        "trainer.steps=4",
+        "trainer.on_nonfinite=skip",
+        "model.g_norm=none",
+        "model.d_norm=none",
+        "trainer.ema_decay=0",
+    )
+    trainer = Trainer(cfg, tmp_path)
+    assert not [b for net in trainer.game.modules().values() for b in net.buffers()]
+    weight = trainer.game.d_params[0]
+    weight.register_hook(lambda grad: grad * float("nan") if trainer.step == 1 else grad)
+    fit(trainer, tmp_path)
+    assert trainer.step == 4 and trainer.updater.total == 1
+    assert all(torch.isfinite(p).all() for p in [*trainer.game.G.parameters(), *trainer.game.D.parameters()])
+
+
+def test_run_folders_the_system_refuses(tmp_path):
+    """/proc lets root pass the permission checks and then refuses the folder; a name or path too
+    long for the file system ended in a traceback. Each is one paragraph naming the folder."""
+    from gan_cli.cli import check_output_root
+    from gan_cli.errors import UserError
+
+    cases = {f"hydra.run.dir={tmp_path / ('a' * 300)}": "has 300 bytes, more than the 255 allowed"}
+    cases[f"hydra.run.dir={tmp_path}/{'/'.join(['b' * 200] * 25)}"] = "with the files a run writes below it"
+    if Path("/proc/self").is_dir():
+        cases["hydra.run.dir=/proc/gan-cli-x"] = "no folder can be made in /proc"
+    for arg, text in cases.items():
+        with pytest.raises(UserError, match="Cannot create the run folder") as err:
+            check_output_root([arg])
+        assert text in str(err.value) and "hydra.run.dir=" in str(err.value)
+    check_output_root([f"hydra.run.dir={tmp_path / 'fine' / 'run'}"])  # a writable folder passes
+    assert not list(tmp_path.glob(".gan-cli-probe-*"))  # the probe folder is gone again
+    out = run_cli(*TINY, f"hydra.run.dir={tmp_path / ('c' * 300)}", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "more than the 255 allowed" in out.stderr

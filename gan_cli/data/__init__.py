@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from gan_cli.data.batches import Batches, LoaderBatches, decode_all
-from gan_cli.data.common import DataError, Dataset, to_model_range
+from gan_cli.data.common import DataError, Dataset, keys_of, to_model_range
 from gan_cli.data.embedded import digits, fake, mixture, mixture_modes, mnist5k
 from gan_cli.data.files import open_image_folder
 from gan_cli.data.source import Source
@@ -102,19 +102,30 @@ def _item_bytes(cfg: DataConfig) -> int:
     return cfg.channels * cfg.image_size * cfg.image_size
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
-    """The selected set, fully decoded in memory (whatever its size)."""
-    source = open_source(cfg)
-    indices, labels = _select(source, cfg)
-    x = source.arrays[indices] if source.arrays is not None else _cached_decode(source, indices, cfg)
+def load_dataset(cfg: DataConfig, section: str = "data") -> Dataset:
+    """The selected set, fully decoded in memory (whatever its size). `section` is where `cfg`
+    sits in the run's config ("data.a" for a translation domain): DataErrors name its keys."""
+    with keys_of(section):
+        source = open_source(cfg)
+        indices, labels = _select(source, cfg)
+        x = source.arrays[indices] if source.arrays is not None else _cached_decode(source, indices, cfg)
     return Dataset(x=x, y=labels, num_classes=len(cfg.classes) if cfg.classes else source.num_classes)
 
 
 def make_batches(
-    cfg: DataConfig, batch_size: int, seed: int, device: torch.device
+    cfg: DataConfig, batch_size: int, seed: int, device: torch.device, section: str = "data"
 ) -> tuple[Batches | LoaderBatches, int]:
     """The batch server for a config (in memory when the set fits `data.preload_max_mb`) and the
-    number of classes the models see (discovered for `image_folder` with subfolder labels)."""
+    number of classes the models see (discovered for `image_folder` with subfolder labels).
+    `section` is where `cfg` sits in the run's config ("data.a" for a translation domain):
+    DataErrors name its keys."""
+    with keys_of(section):
+        return _make_batches(cfg, batch_size, seed, device)
+
+
+def _make_batches(
+    cfg: DataConfig, batch_size: int, seed: int, device: torch.device
+) -> tuple[Batches | LoaderBatches, int]:
     source = open_source(cfg)
     indices, labels = _select(source, cfg)
     classes = len(cfg.classes) if cfg.classes else source.num_classes

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gan_cli.data.common import DataError, to_model_range
+from gan_cli.data.common import DataError, progress_shown, to_model_range
 from gan_cli.data.source import Source
 
 
@@ -132,7 +132,8 @@ def decode_all(source: Source, indices: Tensor, num_workers: int) -> Tensor:
         _Items(source, indices), batch_size=256, num_workers=num_workers, collate_fn=collate_items
     )
     parts = []
-    for x, _, errors in tqdm(loader, desc="decoding images", unit="batch", leave=False):
+    bar = tqdm(loader, desc="decoding images", unit="batch", leave=False, disable=not progress_shown())
+    for x, _, errors in bar:
         _raise_decode_errors(errors)
         parts.append(x)
     return torch.cat(parts)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import io
+import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +29,46 @@ except ImportError:  # a Pillow built without LittleCMS shows images without col
 
 class DataError(UserError, RuntimeError):
     """A data set is missing, incomplete or unusable; the message says what to do."""
+
+
+# whether reading a data set shows tqdm bars (the image scan and decode); see `progress_bars`
+_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("gan_cli_data_progress", default=True)
+
+
+@contextlib.contextmanager
+def progress_bars(shown: bool) -> Iterator[None]:
+    """Show or hide the progress bars of the data sets read inside (the trainer passes
+    trainer.progress, so that `false` turns off every bar of a run, not only the training one)."""
+    token = _PROGRESS.set(shown)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def progress_shown() -> bool:
+    """Whether a data set read now shows its progress bars (`progress_bars`; default: yes)."""
+    return _PROGRESS.get()
+
+
+# `data.<key>` or `data=` in a message, where it names the data config (not data.a.<key> already,
+# nor a part of a path or file name)
+_DATA_KEY = re.compile(r"(?<![\w./\\~-])data(?=[.=])(?!\.[ab][.=])")
+
+
+@contextlib.contextmanager
+def keys_of(section: str) -> Iterator[None]:
+    """Name the keys of `section` (a translation domain, "data.a" or "data.b") in the DataErrors
+    raised inside: data sources speak of data.root and data=<name>, which for a domain are
+    data.a.root and data.a.name=<name>. "data" leaves messages as they are."""
+    try:
+        yield
+    except DataError as e:
+        if section == "data":
+            raise
+        text = str(e)
+        named = _DATA_KEY.sub(lambda m: section, text).replace(f"{section}=", f"{section}.name=")
+        raise DataError(named if named != text else f"{section}: {text}") from e
 
 
 @dataclass

@@ -23,14 +23,20 @@ import torch
 from PIL import Image
 
 from gan_cli.checkpoint import save_atomic
-from gan_cli.data.common import DataError, ImageCms, as_displayed, fit_pil
+from gan_cli.data.common import DataError, ImageCms, as_displayed, fit_pil, progress_shown
 from gan_cli.data.source import Source
 from gan_cli.schema import DataConfig, Labels
 
-# what Pillow decodes among the formats a file browser shows as pictures; HEIC (without a plugin) and
+# what Pillow decodes among the formats a file browser shows as pictures (any letter case): PNG, JPEG,
+# WebP, BMP, GIF, TIFF, Netpbm (PBM/PGM/PPM/PNM), TGA, JPEG 2000, QOI; HEIC (without a plugin) and
 # AVIF (in a Pillow built without libavif) are scanned too, so that they are named as unreadable
 # rather than silently left out
-IMAGE_SUFFIXES = set(".png .jpg .jpeg .jpe .jfif .webp .bmp .gif .tif .tiff .avif .heic .heif".split())
+IMAGE_SUFFIXES = set(
+    (
+        ".png .apng .jpg .jpeg .jpe .jfif .webp .bmp .dib .gif .tif .tiff .pbm .pgm .ppm .pnm .tga "
+        ".jp2 .j2k .jpf .jpx .qoi .avif .heic .heif"
+    ).split()
+)
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
 # what decoded pixels and scan verdicts depend on besides the files: cached ones from another decoder
 # (or older rules here) are not reused
@@ -142,7 +148,7 @@ def check_image_files(files: list[Path], num_workers: int) -> list[str]:
     workers = num_workers if len(files) >= 256 else 0  # starting workers costs more than a few decodes
     loader = torch.utils.data.DataLoader(_Checks(files), batch_size=64, num_workers=workers, collate_fn=list)
     reasons: list[str] = []
-    for part in tqdm(loader, desc="checking images", unit="batch", leave=False):
+    for part in tqdm(loader, desc="checking images", unit="batch", leave=False, disable=not progress_shown()):
         reasons += part
     return reasons
 

@@ -4,6 +4,7 @@ schedulers, scalers, data streams, its step, its health values, its sample grid,
 
     gan       one G, one D (mlp, dcgan, cgan): the GAN losses, penalties, EMA, fixed noise
     cyclegan  G_AB, G_BA, D_A, D_B: unpaired translation with cycle-consistency, an image pool
+    stylegan2 mapping + synthesis G, residual D: lazy R1, path length, style mixing, w_avg
 
 The shape follows stylegan2-ada's training loop calling a loss object's phases and MMGeneration's
 one model class per algorithm under a generic runner.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +23,9 @@ from gan_cli.augment import diff_augment
 from gan_cli.distributed import DistInfo
 from gan_cli.optim import Updater
 from gan_cli.schema import Config, ModelName
+
+if TYPE_CHECKING:
+    from gan_cli.ada import Ada
 
 
 @dataclass(frozen=True)
@@ -119,12 +123,37 @@ class Game:
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
-    def d_input(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        """What a discriminator sees of a batch: DiffAugment'ed (trainer.diffaugment), then
-        instance noise, both drawn from `gen` so augmented runs resume exactly."""
+    def d_input(self, x: Tensor, gen: torch.Generator, ada: Ada | None = None) -> Tensor:
+        """What a discriminator sees of a batch: DiffAugment'ed (trainer.diffaugment) or through
+        that discriminator's ADA pipe (`ada`, trainer.ada), then instance noise, drawn from `gen`
+        (the pipe from the generator it was built with) so augmented runs resume exactly."""
         if self.cfg.trainer.diffaugment:
             x = diff_augment(x, list(self.cfg.trainer.diffaugment), gen)
+        if ada is not None:
+            x = ada.augment(x)
         return self.noisy(x, gen)
+
+    def build_ada(self, gen: torch.Generator) -> Ada | None:
+        """An ADA pipe and p controller for one discriminator as trainer.ada* say, drawing from
+        `gen`; None when trainer.ada is off. Feed it that D's real logits once per D step (`update`)
+        and save its `state_dict` with the game's."""
+        t = self.cfg.trainer
+        if not t.ada:
+            return None
+        from gan_cli.ada import Ada
+        from gan_cli.losses import LOSSES
+
+        return Ada(
+            list(t.ada_pipe),
+            gen,
+            batch_size=t.batch_size * self.dist.world,
+            target=t.ada_target,
+            interval=t.ada_interval,
+            kimg=t.ada_kimg,
+            p=t.ada_p,
+            boundary=LOSSES[self.cfg.loss.name.value].boundary,
+            world=self.dist.world,
+        )
 
     def noisy(self, x: Tensor, gen: torch.Generator) -> Tensor:
         """Instance noise: Gaussian noise on D's inputs, its std annealed linearly to 0 over
@@ -144,6 +173,10 @@ def game_class(cfg: Config) -> type[Game]:
         from gan_cli.games.cyclegan import CycleGAN
 
         return CycleGAN
+    if cfg.model.name == ModelName.stylegan2:
+        from gan_cli.games.stylegan2 import StyleGAN2
+
+        return StyleGAN2
     from gan_cli.games.gan import GAN
 
     return GAN

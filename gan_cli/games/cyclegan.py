@@ -74,8 +74,8 @@ class CycleGAN(Game):
         assert data.a is not None and data.b is not None  # check_config made sure
 
         # data: two independent streams; an epoch of the loop covers the larger domain
-        self.batches_a, _ = make_batches(data.a, t.batch_size, self.stream_seed, device)
-        self.batches_b, _ = make_batches(data.b, t.batch_size, self.stream_seed + 7, device)
+        self.batches_a, _ = make_batches(data.a, t.batch_size, self.stream_seed, device, "data.a")
+        self.batches_b, _ = make_batches(data.b, t.batch_size, self.stream_seed + 7, device, "data.b")
 
         # networks, optimizers
         nets = build_translators(cfg.model, data, cfg.loss.name)
@@ -104,6 +104,10 @@ class CycleGAN(Game):
         self.pool_a = ImagePool(t.pool_size, self.stream_seed + 11, device)
         self.pool_b = ImagePool(t.pool_size, self.stream_seed + 12, device)
         self.noise_gen = torch.Generator(device=device).manual_seed(self.stream_seed + 1)
+        # ADA: each discriminator its own pipe and p, steered by its own real logits
+        self.ada_a, self.ada_b = self.build_ada(self.noise_gen), self.build_ada(self.noise_gen)
+        if t.ada:
+            self.fields = (*CycleGAN.fields, "ada/rt_a", "ada/rt_b")
         k = max(1, t.n_samples // 6)  # six rows: a, G_AB(a), G_BA(G_AB(a)), b, G_BA(b), G_AB(G_BA(b))
         self.fixed_a = self.batches_a.reference(k, t.seed + 2)
         self.fixed_b = self.batches_b.reference(k, t.seed + 2)
@@ -131,9 +135,9 @@ class CycleGAN(Game):
         for p in self.d_params:
             p.requires_grad_(False)
         with self.autocast():
-            adv = self.loss.g_loss(self.D_B(self.d_input(fake_b, self.noise_gen)).float()) + self.loss.g_loss(
-                self.D_A(self.d_input(fake_a, self.noise_gen)).float()
-            )
+            adv = self.loss.g_loss(
+                self.D_B(self.d_input(fake_b, self.noise_gen, self.ada_b)).float()
+            ) + self.loss.g_loss(self.D_A(self.d_input(fake_a, self.noise_gen, self.ada_a)).float())
             cycle = lc.cycle_weight * (cycle_l1(rec_a, real_a) + cycle_l1(rec_b, real_b))
             identity = torch.zeros((), device=self.device)
             if lc.identity_weight:
@@ -151,15 +155,18 @@ class CycleGAN(Game):
         pooled_b = self.pool_b.query(fake_b.detach())
         pooled_a = self.pool_a.query(fake_a.detach())
         with self.autocast():
-            real_logits_a = self.D_A(self.d_input(real_a, self.noise_gen)).float()
-            fake_logits_a = self.D_A(self.d_input(pooled_a, self.noise_gen)).float()
-            real_logits_b = self.D_B(self.d_input(real_b, self.noise_gen)).float()
-            fake_logits_b = self.D_B(self.d_input(pooled_b, self.noise_gen)).float()
+            real_logits_a = self.D_A(self.d_input(real_a, self.noise_gen, self.ada_a)).float()
+            fake_logits_a = self.D_A(self.d_input(pooled_a, self.noise_gen, self.ada_a)).float()
+            real_logits_b = self.D_B(self.d_input(real_b, self.noise_gen, self.ada_b)).float()
+            fake_logits_b = self.D_B(self.d_input(pooled_b, self.noise_gen, self.ada_b)).float()
             loss_d_a = self.d_scale * self.loss.d_loss(real_logits_a, fake_logits_a)
             loss_d_b = self.d_scale * self.loss.d_loss(real_logits_b, fake_logits_b)
         gn_d = self.update(self.d_params, self.opt_d, self.scaler_d, loss_d_a + loss_d_b)
         for scheduler in self.schedulers:
             scheduler.step()
+        rt = []
+        if self.ada_a is not None and self.ada_b is not None:
+            rt = [self.ada_a.update(real_logits_a), self.ada_b.update(real_logits_b)]
         return torch.stack(
             [
                 loss_d_a.detach(),
@@ -173,6 +180,7 @@ class CycleGAN(Game):
                 torch.sigmoid(fake_logits_b.detach()).mean(),
                 gn_d.float(),
                 gn_g.float(),
+                *rt,
             ]
         )
 
@@ -224,7 +232,10 @@ class CycleGAN(Game):
         return out
 
     def log_values(self) -> dict[str, float]:
-        return {"lr/g": self.opt_g.param_groups[0]["lr"]}
+        ada = {}
+        if self.ada_a is not None and self.ada_b is not None:
+            ada = {"ada/p_a": self.ada_a.p, "ada/p_b": self.ada_b.p}
+        return {"lr/g": self.opt_g.param_groups[0]["lr"], **ada}
 
     def loader_workers(self) -> int:
         return sum(
@@ -279,7 +290,11 @@ class CycleGAN(Game):
             "noise": {"a": self.fixed_a, "b": self.fixed_b},
             "pool": {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()},
             "rng": {"noise": self.noise_gen.get_state()},
-        }
+        } | (
+            {"ada": {"a": self.ada_a.state_dict(), "b": self.ada_b.state_dict()}}
+            if self.ada_a is not None and self.ada_b is not None
+            else {}
+        )
 
     def streams(self) -> dict[str, Any]:
         return {
@@ -310,6 +325,9 @@ class CycleGAN(Game):
             pools = streams.get("pool", state["pool"])
             self.pool_a.load_state_dict(pools["a"])
             self.pool_b.load_state_dict(pools["b"])
+        if self.ada_a is not None and self.ada_b is not None and "ada" in state:
+            self.ada_a.load_state_dict(state["ada"]["a"])
+            self.ada_b.load_state_dict(state["ada"]["b"])
         if state["noise"]["a"].shape == self.fixed_a.shape:  # else trainer.n_samples changed
             self.fixed_a = state["noise"]["a"].to(self.device)
             self.fixed_b = state["noise"]["b"].to(self.device)

@@ -114,6 +114,10 @@ class GAN(Game):
         # noise: one generator for training, fixed samples drawn once for every grid
         self.noise_gen = torch.Generator(device=device).manual_seed(self.stream_seed + 1)
         self.fixed_z, self.fixed_y, self.grid_nrow = self._fixed_noise()
+        # ADA: D's inputs through an augmentation pipe whose p follows D's confidence on real data
+        self.ada = self.build_ada(self.noise_gen)
+        if self.ada is not None:
+            self.fields = (*FIELDS, "ada/rt")
         self.real_diversity = self._real_diversity()
 
     # ---- set-up helpers -------------------------------------------------------------------
@@ -139,7 +143,7 @@ class GAN(Game):
         return sample_latents(self.cfg.model, n, self.noise_gen)
 
     def _d_input(self, x: Tensor) -> Tensor:
-        return self.d_input(x, self.noise_gen)
+        return self.d_input(x, self.noise_gen, self.ada)
 
     # ---- one training step ----------------------------------------------------------------
     def train_step(self) -> Tensor:
@@ -150,16 +154,15 @@ class GAN(Game):
         for scheduler in self.schedulers:
             scheduler.step()
         self._update_ema()
-        return torch.stack(
-            [
-                loss_d.float(),
-                loss_g.detach().float(),
-                torch.sigmoid(real_logits.float()).mean(),
-                torch.sigmoid(gen_logits.detach().float()).mean(),
-                gn_d.float(),
-                gn_g.float(),
-            ]
-        )
+        values = [
+            loss_d.float(),
+            loss_g.detach().float(),
+            torch.sigmoid(real_logits.float()).mean(),
+            torch.sigmoid(gen_logits.detach().float()).mean(),
+            gn_d.float(),
+            gn_g.float(),
+        ]
+        return torch.stack([*values, self._rt] if self.ada is not None else values)
 
     def _d_step(self, last: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
         """One D update. Returns (loss_d, real logits, grad norm, fake, fake labels); the last
@@ -185,6 +188,8 @@ class GAN(Game):
         grad_norm = self.update(self.d_params, self.opt_d, self.scaler_d, loss_d)
         if self.cfg.loss.name == LossName.wgan:
             clip_weights(self.D, self.cfg.loss.clip)
+        if self.ada is not None:
+            self._rt = self.ada.update(real_logits)
         self._last_real = real
         return loss_d.detach(), real_logits.detach(), grad_norm, fake, y
 
@@ -310,7 +315,7 @@ class GAN(Game):
         return self.cfg.data.num_workers if isinstance(self.batches, LoaderBatches) else 0
 
     def log_values(self) -> dict[str, float]:
-        return {"lr/g": self.opt_g.param_groups[0]["lr"]}
+        return {"lr/g": self.opt_g.param_groups[0]["lr"]} | ({"ada/p": self.ada.p} if self.ada else {})
 
     def sample_image(self) -> Tensor:
         x = self.generate(self.fixed_z, self.fixed_y)
@@ -391,7 +396,7 @@ class GAN(Game):
             "data": self.batches.state_dict(),
             "noise": {"z": self.fixed_z, "y": self.fixed_y},
             "rng": {"noise": self.noise_gen.get_state()},
-        }
+        } | ({"ada": self.ada.state_dict()} if self.ada is not None else {})
 
     def streams(self) -> dict[str, Any]:
         return {"data": self.batches.state_dict(), "noise": self.noise_gen.get_state().cpu()}
@@ -422,6 +427,8 @@ class GAN(Game):
         if state["noise"]["z"].shape == self.fixed_z.shape:  # else trainer.n_samples changed: new noise
             self.fixed_z = state["noise"]["z"].to(self.device)
             self.fixed_y = state["noise"]["y"].to(self.device) if state["noise"]["y"] is not None else None
+        if self.ada is not None and "ada" in state:  # else trainer.ada was off: p starts at trainer.ada_p
+            self.ada.load_state_dict(state["ada"])
         self._ema_stats_step = -1
 
     def apply_optim_config(self, rollbacks: int) -> None:

@@ -12,13 +12,15 @@ from torch import Tensor
 
 from gan_cli.checkpoint import cached
 from gan_cli.data import load_dataset, mixture_modes, to_model_range
+from gan_cli.data.embedded import mixture_scale
 from gan_cli.latent import sample_latents
 from gan_cli.metrics import features as feat
 from gan_cli.metrics.inception import EvalError, InceptionFeatures, find_weights
 from gan_cli.metrics.modes2d import SAMPLES as MODES2D_SAMPLES
 from gan_cli.metrics.modes2d import modes2d
+from gan_cli.metrics.parzen import default_sigmas, parzen
 from gan_cli.sampling import LoadedGenerator, generate
-from gan_cli.schema import EvalConfig
+from gan_cli.schema import EvalConfig, parzen_problems
 
 __all__ = ["EvalError", "evaluate", "preflight"]
 INCEPTION_METRICS = {"fid", "kid", "is", "pr"}
@@ -32,6 +34,12 @@ def preflight(metrics: list[str], gen_data_name: str, labelled: bool, cfg: EvalC
         raise EvalError(f"metric modes2d is for the 2-D mixtures ring8 and grid25, not data={gen_data_name}.")
     if "classifier" in metrics and not labelled:
         raise EvalError(f"metric classifier needs a labelled data set; data={gen_data_name} has no labels.")
+    problems = parzen_problems(cfg) if "parzen" in metrics else []
+    if problems:
+        raise EvalError(f"metric parzen: {'; '.join(problems)}.")
+    too_few = feat.sample_count_problems(metrics, cfg.n_samples, cfg.real_samples)
+    if too_few:
+        raise EvalError("; ".join(too_few) + ".")
 
 
 def _fake(gen: LoadedGenerator, n: int, seed: int, batch_size: int) -> tuple[Tensor, Tensor | None]:
@@ -65,20 +73,86 @@ def evaluate(
     if "modes2d" in metrics:
         points, _ = _fake(gen, MODES2D_SAMPLES, cfg.seed, cfg.batch_size)
         out.update(modes2d(points, mixture_modes(gen.data.name.value), gen.data.std))
-    image_metrics = [m for m in metrics if m != "modes2d"]
+    if all(m == "modes2d" for m in metrics):
+        return out
+    fake, fake_y = _fake(gen, cfg.n_samples, cfg.seed, cfg.batch_size)
+    if "parzen" in metrics:
+        out.update(_parzen_metrics(gen, fake, cfg, cache, device))
+    image_metrics = [m for m in metrics if m not in ("modes2d", "parzen")]
     if not image_metrics:
         return out
     if cfg.n_samples < 10000:
-        out["note"] = (
+        _add_note(
+            out,
             f"{cfg.n_samples} generated samples: FID, KID and the Frechet distances are biased "
-            "upwards below 10,000; compare runs only at equal sample counts."
+            "upwards below 10,000; compare runs only at equal sample counts.",
         )
-    fake, fake_y = _fake(gen, cfg.n_samples, cfg.seed, cfg.batch_size)
     real_x, real_y, fingerprint = _real(gen, cfg.real_samples, cfg.seed)
+    where = f"data={gen.data.name.value}" + (f" (data.root={gen.data.root})" if gen.data.root else "")
+    if (problem := feat.too_few_real(image_metrics, len(real_x), where)) is not None:
+        raise EvalError(f"{problem}.")
     if INCEPTION_METRICS & set(image_metrics):
         out.update(_inception_metrics(fake, real_x, fingerprint, image_metrics, cfg, cache, device))
     if "classifier" in image_metrics:
         out.update(_classifier_metrics(gen, fake, fake_y, real_x, real_y, fingerprint, cfg, cache, device))
+    return out
+
+
+def _add_note(out: dict[str, Any], text: str) -> None:
+    out["note"] = f"{out['note']} {text}" if "note" in out else text
+
+
+def _parzen_metrics(
+    gen: LoadedGenerator, fake: Tensor, cfg: EvalConfig, cache: Path, device: torch.device
+) -> dict[str, Any]:
+    """The Parzen-window protocol (metrics/parzen.py) on a seeded split of the real set into
+    eval.parzen_test scored points, eval.parzen_valid points that choose sigma and up to
+    eval.n_samples training items, the kernels of the reference (cached). Images in pixels [0, 1],
+    2-D points in raw coordinates."""
+    test_n, valid_n = cfg.parzen_test, cfg.parzen_valid
+    real, _, fingerprint = _real(gen, test_n + valid_n + cfg.n_samples, cfg.seed)
+    if len(real) <= test_n + valid_n:
+        raise EvalError(
+            f"metric parzen splits the real set into eval.parzen_test={test_n} scored points, "
+            f"eval.parzen_valid={valid_n} points that choose sigma and the rest as the reference's kernels, "
+            f"but data={gen.data.name.value} has only {len(real)} items; lower eval.parzen_test or "
+            "eval.parzen_valid."
+        )
+    points = gen.data.dim > 0
+    sigmas = list(cfg.parzen_sigmas) or default_sigmas(points, mixture_scale(gen.data) if points else 1.0)
+    where = device if device.type == "cuda" else torch.device("cpu")  # float64: not on every device
+
+    def coordinates(x: Tensor) -> Tensor:
+        x = to_model_range(x).flatten(1).to(where, torch.float64)
+        return x if points else (x + 1) / 2
+
+    real = coordinates(real[torch.randperm(len(real), generator=torch.Generator().manual_seed(cfg.seed))])
+    test, valid, train = real[:test_n], real[test_n : test_n + valid_n], real[test_n + valid_n :]
+    result = parzen(coordinates(fake), valid, test, sigmas)
+
+    def reference() -> dict[str, float]:
+        r = parzen(train, valid, test, sigmas)
+        return {"ll": r.ll, "se": r.se, "sigma": r.sigma}
+
+    key = hashlib.sha1(repr((test_n, valid_n, cfg.seed, sigmas)).encode()).hexdigest()[:12]
+    ref = cached(cache / "parzen" / f"{fingerprint}-{key}.pt", reference)
+    out: dict[str, Any] = {
+        "parzen/ll": result.ll,
+        "parzen/se": result.se,
+        "parzen/sigma": result.sigma,
+        "parzen/real_ll": ref["ll"],
+        "parzen/real_se": ref["se"],
+        "parzen/real_sigma": ref["sigma"],
+    }
+    if len(train) < len(fake):
+        _add_note(
+            out,
+            f"parzen: the real reference has {len(train):,} training items as kernels, the samples "
+            f"{len(fake):,}; the estimate depends on the count (more kernels usually score higher).",
+        )
+    for name in ("parzen/sigma", "parzen/real_sigma"):
+        if len(sigmas) > 1 and out[name] in (min(sigmas), max(sigmas)):
+            _add_note(out, f"parzen: {name}={out[name]:.4g} is an end of the grid; widen eval.parzen_sigmas.")
     return out
 
 

@@ -10,6 +10,46 @@ import numpy as np
 import torch
 from torch import Tensor
 
+# metrics computed on statistics of two sample sets (gan-eval's fid, kid, is, pr and classifier)
+SET_METRICS = ("fid", "kid", "is", "pr", "classifier")
+# the fewest samples in each set these are defined on: a Frechet distance needs each set's
+# covariance (and the classifier's fd_floor splits the real set in halves), precision/recall take
+# 3 nearest neighbours, the Inception Score 10 splits, KID subsets of at least 2
+MIN_SAMPLES = 10
+
+
+def _metrics_need(using: list[str]) -> str:
+    return f"metric {using[0]} needs" if len(using) == 1 else f"metrics {', '.join(using)} need"
+
+
+def sample_count_problems(metrics: list[str], n_samples: int | None, real_samples: int) -> list[str]:
+    """Why `eval.n_samples` (None: not used, as by translation runs) or `eval.real_samples` is too
+    small for `metrics` (empty: fine)."""
+    using = [m for m in metrics if m in SET_METRICS]
+    problems = []
+    for key, value, what in (
+        ("eval.n_samples", n_samples, "generated"),
+        ("eval.real_samples", real_samples, "real"),
+    ):
+        if using and value is not None and value < MIN_SAMPLES:
+            problems.append(
+                f"{key}={value}: {_metrics_need(using)} at least {MIN_SAMPLES} {what} samples "
+                f"(the statistics of each set: a covariance, neighbours, splits); set {key} >= {MIN_SAMPLES}"
+            )
+    return problems
+
+
+def too_few_real(metrics: list[str], count: int, source: str) -> str | None:
+    """Why a real set of `count` items (`source`: the data keys that chose it) is too small for
+    `metrics`, or None."""
+    using = [m for m in metrics if m in SET_METRICS]
+    if not using or count >= MIN_SAMPLES:
+        return None
+    return (
+        f"{source} holds only {count} items: {_metrics_need(using)} at least {MIN_SAMPLES} real "
+        "samples (the statistics of each set: a covariance, neighbours, splits); evaluate on a larger set"
+    )
+
 
 def frechet_distance(a: Tensor, b: Tensor) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) of two (N, D) feature sets."""

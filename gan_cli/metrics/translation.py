@@ -40,9 +40,10 @@ def preflight(metrics: list[str], data: DataConfig) -> None:
             )
 
 
-def _real(dom: DomainConfig, n: int, seed: int) -> tuple[Tensor, Tensor, str]:
-    """Up to n labelled real images of a domain (uint8, a seeded choice) and their fingerprint."""
-    data = load_dataset(dom)
+def _real(dom: DomainConfig, n: int, seed: int, section: str) -> tuple[Tensor, Tensor, str]:
+    """Up to n labelled real images of a domain (uint8, a seeded choice; `section`: its key,
+    data.a or data.b) and their fingerprint."""
+    data = load_dataset(dom, section)
     idx = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     x, y = data.x[idx], data.y[idx]  # type: ignore[index]
     digest = hashlib.sha1(x.numpy().tobytes())
@@ -61,11 +62,17 @@ def evaluate_translation(
     from gan_cli.metrics.classifier import VERSION, load_or_train, predict
 
     preflight(metrics, tr.data)
+    too_few = feat.sample_count_problems(metrics, None, cfg.real_samples)
+    if too_few:
+        raise EvalError("; ".join(too_few) + ".")
     cache = Path(cfg.cache_dir).expanduser()
     real = {}
     for key, dom in (("a", tr.data.a), ("b", tr.data.b)):
         assert dom is not None
-        x, y, fingerprint = _real(dom, cfg.real_samples, cfg.seed)
+        x, y, fingerprint = _real(dom, cfg.real_samples, cfg.seed, f"data.{key}")
+        where = f"data.{key}.name={dom.name.value}" + (f" (data.{key}.root={dom.root})" if dom.root else "")
+        if (problem := feat.too_few_real(metrics, len(x), where)) is not None:
+            raise EvalError(f"{problem}.")
         model, accuracy = load_or_train(
             cache / "classifiers" / f"{fingerprint}-e{cfg.classifier_epochs}-v{VERSION}.pt",
             to_model_range(x),

@@ -18,7 +18,7 @@ from gan_cli.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator, stages
 from gan_cli.models.init import dcgan_init
 from gan_cli.models.mlp import MLPDiscriminator, MLPGenerator
-from gan_cli.schema import DataConfig, Labels, LossName, ModelConfig, ModelName, Norm
+from gan_cli.schema import CondMode, DataConfig, Labels, LossName, ModelConfig, ModelName, Norm
 
 
 def resolve_norms(model: ModelConfig, loss: LossName) -> tuple[str, str]:
@@ -50,6 +50,9 @@ def sample_shape(data: DataConfig) -> tuple[int, ...]:
 
 
 def is_conditional(model: ModelConfig) -> bool:
+    """Whether G and D take class labels (cgan always; stylegan2 with model.cond=projection)."""
+    if model.name == ModelName.stylegan2:
+        return model.cond != CondMode.none
     return model.name == ModelName.cgan
 
 
@@ -140,10 +143,40 @@ def build_models(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[
     return g, d
 
 
+def _stylegan2(model: ModelConfig, data: DataConfig) -> tuple[nn.Module, nn.Module]:
+    """StyleGAN2's G (mapping + synthesis) and residual D (models/stylegan2.py), their own
+    initialisation (equalised learning rate: N(0, 1) weights scaled at run time)."""
+    from gan_cli.models import stylegan2 as sg2
+
+    c_dim = data.num_classes if is_conditional(model) else 0
+    size = dict(channel_base=model.channel_base, channel_max=model.channel_max)
+    try:
+        g = sg2.Generator(
+            model.z_dim,
+            model.w_dim,
+            data.image_size,
+            data.channels,
+            c_dim=c_dim,
+            mapping_depth=model.mapping_layers,
+            **size,
+        )
+        d = sg2.Discriminator(
+            data.image_size, data.channels, c_dim=c_dim, mapping_depth=model.mapping_layers, **size
+        )
+    except ValueError as e:
+        raise ModelConfigError(f"model=stylegan2: {e} (data.image_size, model.*)") from e
+    return g, d
+
+
 def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Module, nn.Module]:
     g_norm, d_norm = resolve_norms(model, loss)
     shape = sample_shape(data)
     d_shape = (shape[0] * model.pack, *shape[1:])  # PacGAN widens D's input
+    # minibatch discrimination (Salimans et al. 2016) before D's last layer; 0 kernels = off
+    mbd = {
+        "mbd_kernels": model.mbd_kernels if model.minibatch_discrimination else 0,
+        "mbd_dim": model.mbd_dim,
+    }
     if model.name == ModelName.mlp:
         scale = mixture_scale(data) if data.dim else None
         g = MLPGenerator(
@@ -156,7 +189,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             scale=scale,
         )
         d = MLPDiscriminator(
-            d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale, maxout=model.d_maxout
+            d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale, maxout=model.d_maxout, **mbd
         )
         return g, d
     if data.dim:
@@ -166,6 +199,8 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
         )
     if model.name == ModelName.cyclegan:
         raise ModelConfigError("model=cyclegan has two generators and two discriminators: build_translators")
+    if model.name == ModelName.stylegan2:
+        return _stylegan2(model, data)
     c, s, w_g, w_d = data.channels, data.image_size, model.g_channels, model.d_channels
     try:
         stages(s)
@@ -173,7 +208,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
         raise ModelConfigError(f"model={model.name.value}: {e}") from e
     if model.name == ModelName.dcgan:
         g = DCGANGenerator(model.z_dim, c, s, w_g, g_norm)
-        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm, model.mbstd)
+        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm, model.mbstd, **mbd)
     else:
         if data.num_classes < 2:
             raise ModelConfigError(
@@ -182,7 +217,7 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             )
         k = data.num_classes
         g = CGANGenerator(model.z_dim, k, model.embed_dim, c, s, w_g, g_norm)
-        d = CGANDiscriminator(k, c, s, w_d, d_norm, model.cond.value)
+        d = CGANDiscriminator(k, c, s, w_d, d_norm, model.cond.value, **mbd)
     dcgan_init(g)
     dcgan_init(d)
     return g, d

@@ -33,10 +33,20 @@ class CGANGenerator(nn.Module):
 
 class CGANDiscriminator(nn.Module):
     """`projection`: logit = head(h) + <embed(y), sum-pooled h> (Miyato & Koyama 2018).
-    `concat`: one-hot label maps are stacked onto the image channels before the first conv."""
+    `concat`: one-hot label maps are stacked onto the image channels before the first conv.
+    `mbd_kernels` > 0: minibatch discrimination in the head (dcgan.head), across the labels of a
+    batch."""
 
     def __init__(
-        self, num_classes: int, channels: int, image_size: int, width: int, norm: str, cond: str
+        self,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        width: int,
+        norm: str,
+        cond: str,
+        mbd_kernels: int = 0,
+        mbd_dim: int = 5,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -44,7 +54,7 @@ class CGANDiscriminator(nn.Module):
         in_channels = channels + (num_classes if cond == "concat" else 0)
         self.trunk = discriminator_trunk(in_channels, image_size, width, norm)
         features = trunk_width(image_size, width)
-        self.head = head(image_size, width)
+        self.head = head(image_size, width, mbd_kernels=mbd_kernels, mbd_dim=mbd_dim)
         self.embed = nn.Embedding(num_classes, features) if cond == "projection" else None
         if self.embed is not None:
             # as small as the head's weights: the default N(0, 1) over hundreds of summed features

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gan_cli.models.layers import MinibatchStd
+from gan_cli.models.layers import MinibatchDiscrimination, MinibatchStd
 from gan_cli.models.norm import norm_2d
 
 
@@ -61,9 +61,20 @@ def trunk_width(image_size: int, width: int) -> int:
     return width * 2 ** (stages(image_size)[0] - 1)
 
 
-def head(image_size: int, width: int, extra: int = 0) -> nn.Conv2d:
-    """D's last layer: one logit from the base x base maps of the trunk (+ `extra` maps)."""
-    return nn.Conv2d(trunk_width(image_size, width) + extra, 1, stages(image_size)[1], 1, 0, bias=False)
+def head(image_size: int, width: int, extra: int = 0, mbd_kernels: int = 0, mbd_dim: int = 5) -> nn.Module:
+    """D's last layer: one logit from the base x base maps of the trunk (+ `extra` maps), as (N, 1,
+    1, 1) or (N, 1). With `mbd_kernels` > 0 the maps are flattened, minibatch discrimination's
+    features appended (layers.MinibatchDiscrimination), and one linear layer reads both: the conv
+    on the maps plus weights for the new features."""
+    channels, base = trunk_width(image_size, width) + extra, stages(image_size)[1]
+    if not mbd_kernels:
+        return nn.Conv2d(channels, 1, base, 1, 0, bias=False)
+    features = channels * base * base
+    return nn.Sequential(
+        nn.Flatten(),
+        MinibatchDiscrimination(features, mbd_kernels, mbd_dim),
+        nn.Linear(features + mbd_kernels, 1, bias=False),
+    )
 
 
 class DCGANGenerator(nn.Module):
@@ -77,11 +88,22 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, image_size: int, width: int, norm: str, mbstd: bool = False) -> None:
+    def __init__(
+        self,
+        channels: int,
+        image_size: int,
+        width: int,
+        norm: str,
+        mbstd: bool = False,
+        mbd_kernels: int = 0,
+        mbd_dim: int = 5,
+    ) -> None:
+        """`mbstd`: a minibatch-std map before the head; `mbd_kernels` > 0: minibatch
+        discrimination in the head (see `head`)."""
         super().__init__()
         self.trunk = discriminator_trunk(channels, image_size, width, norm)
         self.mbstd = MinibatchStd() if mbstd else nn.Identity()
-        self.head = head(image_size, width, int(mbstd))
+        self.head = head(image_size, width, int(mbstd), mbd_kernels, mbd_dim)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return self.head(self.mbstd(self.trunk(x))).view(-1)

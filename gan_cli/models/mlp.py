@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from gan_cli.models.layers import Maxout, MinibatchStd
+from gan_cli.models.layers import Maxout, MinibatchDiscrimination, MinibatchStd
 from gan_cli.models.norm import norm_1d
 
 
@@ -61,9 +61,13 @@ class MLPDiscriminator(nn.Module):
         mbstd: bool = False,
         scale: float | None = None,
         maxout: int = 0,
+        mbd_kernels: int = 0,
+        mbd_dim: int = 5,
     ) -> None:
         """`maxout` > 1: each hidden unit is the max of that many linear pieces (Goodfellow et al.
-        2013; the PacGAN paper's D) instead of a LeakyReLU."""
+        2013; the PacGAN paper's D) instead of a LeakyReLU. `mbd_kernels` > 0: minibatch
+        discrimination's features (that many kernels of `mbd_dim`) join the last hidden features
+        (after the minibatch-std column, when on) before the output layer."""
         super().__init__()
         if scale is not None:  # vector data: inputs in units of the data's scale
             self.register_buffer("scale", torch.tensor(float(scale)))
@@ -80,8 +84,14 @@ class MLPDiscriminator(nn.Module):
             width = h
         if mbstd:
             layers.append(MinibatchStd())
-        layers.append(nn.Linear(width + int(mbstd), 1))
+            width += 1
+        if mbd_kernels:
+            layers.append(MinibatchDiscrimination(width, mbd_kernels, mbd_dim))
+            width += mbd_kernels
+        layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        # feature matching reads the features before minibatch discrimination's closeness terms
+        self.features_end = len(layers) - 1 - int(mbd_kernels > 0)
 
     def _scaled(self, x: Tensor) -> Tensor:
         return x if self.scale is None else x / self.scale
@@ -90,5 +100,6 @@ class MLPDiscriminator(nn.Module):
         return self.net(self._scaled(x)).view(-1)
 
     def features(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """The last hidden layer (for feature matching)."""
-        return self.net[:-1](self._scaled(x))
+        """The last hidden layer (for feature matching), without minibatch discrimination's
+        closeness terms (as the dcgan and cgan discriminators' features)."""
+        return self.net[: self.features_end](self._scaled(x))

@@ -1,0 +1,196 @@
+"""The StyleGAN2 game: lazy R1 and path length on the right steps and scaled, Adam adjusted for
+the lazy intervals, style mixing, the EMA's half-life, exact resume, bf16, config checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gan_cli.checkpoint import load_checkpoint
+from gan_cli.games.stylegan2 import StyleGAN2, ema_beta, lazy_ratio
+from gan_cli.schema import ConfigError, check_config
+from gan_cli.trainer import Trainer
+from tests.conftest import compose_config
+from tests.test_training import fit
+
+# a StyleGAN2 small enough for a fraction of a second per step: 8 px, 8 channels, 8-d z and w
+SG2 = [
+    "model=stylegan2",
+    "data.image_size=8",
+    "model.w_dim=8",
+    "model.channel_base=64",
+    "model.channel_max=8",
+    "trainer.batch_size=8",
+    "trainer.ema_kimg=0.01",
+]
+
+
+def sg2(*over: str, tmp_path=None, steps: int = 3) -> Trainer:
+    cfg = compose_config(*SG2, f"trainer.steps={steps}", *over)
+    return Trainer(cfg, tmp_path)
+
+
+def test_model_choice_brings_the_reference_optimizer_and_game(tmp_path):
+    cfg = compose_config("model=stylegan2")
+    assert cfg.optim.lr_g == cfg.optim.lr_d == 0.0025 and list(cfg.optim.betas) == [0.0, 0.99]
+    assert cfg.loss.name.value == "nonsaturating" and cfg.loss.r1_interval == 16 and cfg.loss.pl_weight == 2
+    assert cfg.trainer.ema_kimg == 10 and cfg.trainer.ema_rampup == 0.05
+    assert compose_config("model=stylegan2", "loss=hinge").loss.name.value == "hinge"  # explicit wins
+    t = sg2(tmp_path=tmp_path)
+    assert isinstance(t.game, StyleGAN2)
+    assert t.game.fields[-3:] == ("loss/r1", "loss/pl", "pl_mean")
+
+
+def test_lazy_intervals_scale_adams_rate_and_betas(tmp_path):
+    assert lazy_ratio(16, True) == 16 / 17 and lazy_ratio(4, True) == 0.8 and lazy_ratio(16, False) == 1.0
+    t = sg2("loss.r1_gamma=1", "loss.pl_weight=2", tmp_path=tmp_path)
+    d, g = t.game.opt_d.param_groups[0], t.game.opt_g.param_groups[0]
+    assert d["lr"] == pytest.approx(0.0025 * 16 / 17) and g["lr"] == pytest.approx(0.0025 * 0.8)
+    assert d["betas"] == (0.0, pytest.approx(0.99 ** (16 / 17)))
+    assert g["betas"] == (0.0, pytest.approx(0.99**0.8))
+    off = sg2("loss.r1_gamma=0", "loss.pl_weight=0", tmp_path=tmp_path / "off")
+    assert off.game.opt_d.param_groups[0]["lr"] == 0.0025
+    assert off.game.opt_g.param_groups[0]["betas"] == (0.0, 0.99)
+
+
+def _adam_steps(opt: torch.optim.Optimizer) -> int:
+    return int(next(iter(opt.state.values()))["step"])
+
+
+def test_lazy_regularisers_run_on_their_steps_as_extra_updates(tmp_path):
+    # 5 steps; R1 every 2 D steps (steps 0, 2, 4), path length every 3 G steps (steps 0, 3)
+    t = sg2("loss.r1_gamma=1", "loss.r1_interval=2", "loss.pl_interval=3", tmp_path=tmp_path, steps=5)
+    fit(t, tmp_path)
+    assert _adam_steps(t.game.opt_d) == 5 + 3
+    assert _adam_steps(t.game.opt_g) == 5 + 2
+    off = sg2("loss.r1_gamma=0", "loss.pl_weight=0", tmp_path=tmp_path / "off", steps=5)
+    fit(off, tmp_path / "off")
+    assert _adam_steps(off.game.opt_d) == _adam_steps(off.game.opt_g) == 5
+
+
+def test_r1_penalty_is_weighted_gamma_over_two_times_the_interval(tmp_path):
+    t = sg2("loss.r1_gamma=3", "loss.r1_interval=4", tmp_path=tmp_path)
+    game = t.game
+    real, _ = game.batches.next()
+    x = real.detach().clone().requires_grad_(True)
+    (grads,) = torch.autograd.grad(game.D(x).sum(), x)
+    expected = grads.square().sum(dim=(1, 2, 3)).mean()
+    seen = []
+    game.update = lambda params, opt, scaler, loss: seen.append(loss.detach()) or torch.zeros(())
+    penalty = game._r1_step(real, None)
+    assert penalty == pytest.approx(float(expected), rel=1e-5)
+    assert float(seen[0]) == pytest.approx(float(expected) * 3 / 2 * 4, rel=1e-5)
+
+
+def test_path_length_penalty_follows_its_definition(tmp_path):
+    t = sg2(
+        "loss.pl_weight=2",
+        "loss.pl_interval=4",
+        "loss.pl_decay=0.5",
+        "loss.style_mixing=0",
+        tmp_path=tmp_path,
+    )
+    game = t.game
+    state = game.noise_gen.get_state()
+    seen = []
+    game.update = lambda params, opt, scaler, loss: seen.append(loss.detach()) or torch.zeros(())
+    penalty = game._path_length_step(4, None)
+    # the same draws again, by hand: lengths ||J^T y|| with y ~ N(0, I) / sqrt(H W)
+    game.noise_gen.set_state(state)
+    from gan_cli.latent import sample_latents
+
+    z = sample_latents(game.cfg.model, 4, game.noise_gen)
+    ws = game.G.mapping(z, None, update_w_avg=False)
+    img = game.G.synthesis(ws, "random", game.noise_gen)
+    y = torch.randn(img.shape, generator=game.noise_gen) / math.sqrt(8 * 8)
+    (g,) = torch.autograd.grad((img * y).sum(), ws)
+    lengths = g.square().sum(2).mean(1).sqrt()
+    mean = 0.5 * lengths.mean()  # lerp from 0 halfway (pl_decay 0.5)
+    assert float(game.pl_mean) == pytest.approx(float(mean), rel=1e-4)
+    assert float(penalty) == pytest.approx(float((lengths - mean).square().mean()), rel=1e-4)
+    assert float(seen[0]) == pytest.approx(float(penalty) * 2 * 4, rel=1e-5)
+
+
+def test_style_mixing_takes_the_later_layers_from_a_second_code(tmp_path):
+    game = sg2("loss.style_mixing=1", tmp_path=tmp_path).game
+    z = torch.randn(4, 8)
+    torch.manual_seed(0)
+    _, ws = game._run_g(z, None)
+    own = game.G.mapping(z, None, update_w_avg=False)
+    same = (ws == own).all(dim=2).all(dim=0)  # per layer
+    cutoff = int(same.long().argmin())
+    assert 1 <= cutoff < ws.shape[1]
+    assert same[:cutoff].all() and not same[cutoff:].any()
+    game = sg2("loss.style_mixing=0", tmp_path=tmp_path / "none").game
+    _, ws = game._run_g(z, None)
+    assert torch.equal(ws, game.G.mapping(z, None, update_w_avg=False))
+
+
+def test_ema_half_life_and_ramp():
+    # after half_life images the EMA weight of the start has halved
+    beta = ema_beta(10, 0, 10**6, 32)
+    assert beta ** (10_000 / 32) == pytest.approx(0.5)
+    # the ramp: 0.05 x 3,200 images seen = 160 images of half-life
+    assert ema_beta(10, 0.05, 3200, 32) == pytest.approx(0.5 ** (32 / 160))
+
+
+def test_stopped_and_resumed_equals_straight_with_ada_w_avg_and_path_length(tmp_path):
+    over = [
+        "loss.r1_gamma=1",
+        "loss.r1_interval=2",
+        "loss.pl_interval=2",
+        "trainer.ada=true",
+        "trainer.ada_interval=1",
+        "trainer.ada_kimg=0.01",
+        "trainer.ada_p=0.3",
+        "trainer.log_every=2",
+    ]
+    straight = sg2(*over, tmp_path=tmp_path / "a", steps=7)
+    fit(straight, tmp_path / "a")
+    first = sg2(*over, tmp_path=tmp_path / "b", steps=3)
+    fit(first, tmp_path / "b")
+    resumed = sg2(*over, tmp_path=tmp_path / "b", steps=7)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt"), tmp_path)
+    fit(resumed, tmp_path / "b")
+    a, b = straight.state_dict(gather=False), resumed.state_dict(gather=False)
+    for net in ("g", "d", "g_ema"):
+        for k, v in a["models"][net].items():
+            assert torch.equal(v, b["models"][net][k]), f"{net}.{k}"
+    assert torch.equal(straight.game.G.mapping.w_avg, resumed.game.G.mapping.w_avg)
+    assert float(straight.game.G.mapping.w_avg.abs().sum()) > 0
+    assert torch.equal(straight.game.pl_mean, resumed.game.pl_mean) and float(straight.game.pl_mean) > 0
+    assert straight.game.ada.p == resumed.game.ada.p and straight.game.ada.p != 0.3
+    for k, v in a["optim"]["d"]["state"].items():
+        assert torch.equal(v["exp_avg"], b["optim"]["d"]["state"][k]["exp_avg"])
+
+
+def test_bf16_autocast_trains_with_finite_losses(tmp_path):
+    t = sg2("trainer.precision=bf16", "loss.r1_interval=1", "loss.pl_interval=1", tmp_path=tmp_path, steps=3)
+    summary = fit(t, tmp_path)
+    for key in ("loss/d", "loss/g", "loss/r1", "loss/pl"):
+        assert math.isfinite(summary[key]), key
+
+
+def test_conditional_variant_takes_labels_into_mapping_and_d(tmp_path):
+    t = sg2("model.cond=projection", tmp_path=tmp_path, steps=2)
+    assert t.game.G.mapping.embed is not None and t.game.D.mapping is not None
+    fit(t, tmp_path)
+    assert t.game.fixed_y is not None  # one grid row per class
+    with pytest.raises(ConfigError, match="model.cond=concat"):
+        check_config(compose_config(*SG2, "model.cond=concat"))
+
+
+@pytest.mark.parametrize(
+    "override,text",
+    [
+        ("data.image_size=12", "power of two >= 8"),
+        ("loss=wgan_gp", "loss.gp_weight"),
+        ("model.pack=2", "model.pack"),
+        ("loss.n_critic=2", "one D step per G step"),
+    ],
+)
+def test_options_the_game_does_not_have_are_refused(override, text):
+    with pytest.raises(ConfigError, match=text):
+        check_config(compose_config(*SG2, override))
