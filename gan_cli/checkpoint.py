@@ -257,3 +257,42 @@ class CheckpointWriter:
         for _, old in steps[: -self.keep] if self.keep > 0 else steps:
             old.unlink(missing_ok=True)
         return path
+
+
+def network_weights(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The networks' weights of a training checkpoint or an exported generator.pt, by the
+    checkpoint's lower-case names (g, d, g_ema; g_ab, g_ba, d_a, d_b). An exported GAN generator
+    holds the EMA weights where the run had them: they start both G and its EMA."""
+    if state.get("format") == GENERATOR_FORMAT:
+        weights = state["state_dict"]
+        if weights and all(isinstance(v, dict) for v in weights.values()):  # a translator's g_ab, g_ba
+            return dict(weights)
+        return {"g": weights, "g_ema": weights}
+    return {k: v for k, v in state.get("models", {}).items() if v is not None}
+
+
+def load_init_weights(source: str) -> tuple[dict[str, dict[str, Any]], Path]:
+    """init_from=: a run directory (its checkpoints/last.pt, which has D too, else generator.pt), a
+    training checkpoint or a generator.pt -> (network weights by name, the file). Raises
+    CheckpointError for a missing, corrupt, foreign or diverged file."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        found = [
+            path / "checkpoints" / n
+            for n in ("last.pt", "generator.pt")
+            if (path / "checkpoints" / n).is_file()
+        ]
+        if not found:
+            raise CheckpointError(
+                f"{path}: no checkpoints/last.pt or checkpoints/generator.pt in this folder."
+            )
+        path = found[0]
+    state = require_contents(load_checkpoint(path, (FORMAT, GENERATOR_FORMAT)), path)
+    weights = network_weights(state)
+    bad = nonfinite_tensors(weights)
+    if bad:
+        raise CheckpointError(
+            f"{path}: {len(bad)} tensors of its weights are NaN or inf ({', '.join(bad[:3])}); "
+            "start from an earlier checkpoint of that run (checkpoints/step_*.pt)."
+        )
+    return weights, path

@@ -174,6 +174,8 @@ def _check_key(o: object) -> None:
     value = o.value()  # type: ignore[attr-defined]
     if key == "resume" and isinstance(value, str) and value != "auto" and not _exists(value):
         raise UserError(f"resume={value}: no such file or directory to resume from.")
+    if key == "init_from" and isinstance(value, str) and not _exists(value):
+        raise UserError(f"init_from={value}: no such run, checkpoint or generator.pt to fine-tune from.")
     parts = key.split(".")
     for depth in range(len(parts)):
         section = ".".join(parts[:depth])
@@ -292,7 +294,7 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gan_cli.checkpoint import CheckpointWriter, load_state, resolve_resume
+    from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_state, resolve_resume
     from gan_cli.logs import RunLogger
     from gan_cli.trainer import Trainer
 
@@ -344,9 +346,21 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
         if info.enabled:
             run_dir = Path(distributed.broadcast(str(run_dir)))
         t = typed.trainer
+        init = None
+        if typed.init_from and state is None:  # fine-tuning; a resumed run has its own weights
+            from gan_cli.checkpoint import load_init_weights
+
+            init = load_init_weights(typed.init_from)
         trainer = Trainer(typed, run_dir, choices, info)
         if state is not None:
             trainer.load_state_dict(state, Path(str(cfg.resume)))
+        elif init is not None:
+            try:
+                loaded = trainer.game.init_from(init[0])
+            except CheckpointError as e:
+                raise CheckpointError(f"init_from={typed.init_from} ({init[1]}): {e}") from e
+            if info.main:
+                print(f"Fine-tuning: {', '.join(loaded)} start from {init[1]}", flush=True)
         launcher = OmegaConf.to_container(hc.launcher) if hc.mode == RunMode.MULTIRUN else None
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) * parallel_jobs(launcher, os.cpu_count() or 1)  # type: ignore[arg-type]
         threads, why = auto_threads(t.threads, local, trainer.game.loader_workers())

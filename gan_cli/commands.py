@@ -48,6 +48,12 @@ class SampleCommand:
     # > 0: rows of this many steps along walks between random codes (slerp; straight lines for a
     # uniform prior or a mixture)
     interpolate: int = 0
+    # stylegan2 (walks run in w there): truncation in w space, w_avg + psi (w - w_avg); 1 = off, 0.7 is usual
+    psi: float = 1.0
+    # stylegan2: K > 0 draws the style-mixing grid of K row codes x K column codes instead of samples
+    style_mix: int = 0
+    # style_mix: the first layer whose style comes from the column's code (before it: the row's); 0 = half
+    mix_cutoff: int = 0
     nrow: int = 0  # images per grid row; 0 = about square (conditional: one row per class)
     device: str = "cpu"  # where G runs: cpu, cuda, cuda:1, mps
     batch_size: int = 256  # samples generated per forward pass
@@ -207,7 +213,16 @@ def sample_target(out: str, fmt: SampleFormat | None) -> SampleTarget:
 
 
 def _check_sample_command(cmd: SampleCommand) -> None:
-    for key, low in (("n", 1), ("batch_size", 1), ("interpolate", 0), ("nrow", 0), ("truncation", 0)):
+    for key, low in (
+        ("n", 1),
+        ("batch_size", 1),
+        ("interpolate", 0),
+        ("nrow", 0),
+        ("truncation", 0),
+        ("psi", 0),
+        ("style_mix", 0),
+        ("mix_cutoff", 0),
+    ):
         if getattr(cmd, key) < low:
             raise CommandError(f"{key} must be >= {low}, got {getattr(cmd, key)}.")
 
@@ -217,7 +232,7 @@ def sample(cmd: SampleCommand) -> Path:
     import torch
 
     from gan_cli.latent import interpolate, sample_latents, truncation_problem
-    from gan_cli.sampling import LoadedTranslator, generate, load_run
+    from gan_cli.sampling import LoadedTranslator, generate, is_style_based, load_run, mapped, synthesise
 
     _check_sample_command(cmd)
     target = sample_target(cmd.out, cmd.format)
@@ -234,8 +249,29 @@ def sample(cmd: SampleCommand) -> Path:
     problem = truncation_problem(gen.model, cmd.truncation)
     if problem:
         raise CommandError(problem)
+    styled = is_style_based(gen)
+    style_only = [k for k in ("psi", "style_mix", "mix_cutoff") if getattr(cmd, k) != _SAMPLE_DEFAULTS[k]]
+    if style_only and not styled:
+        raise CommandError(
+            f"{', '.join(k + '=' for k in style_only)}: w space is a style-based generator's "
+            f"(model=stylegan2); this run is model={gen.model.name.value} (truncation= truncates z)."
+        )
     rng = torch.Generator().manual_seed(cmd.seed)
     z_dim = gen.model.z_dim
+    if cmd.style_mix:
+        return _style_mixing(gen, cmd, target, rng)
+    if cmd.interpolate > 0 and styled:  # walks in w: straight lines between mapped codes
+        rows = max(1, cmd.n // cmd.interpolate)
+        a, b = (sample_latents(gen.model, rows, rng, cmd.truncation) for _ in range(2))
+        y = _sample_labels(gen, cmd, rows * cmd.interpolate)
+        y_rows = y[:: cmd.interpolate] if y is not None else None
+        w_a, w_b = (mapped(gen, z, y_rows, cmd.psi) for z in (a, b))
+        t = torch.linspace(0, 1, cmd.interpolate, device=w_a.device).view(1, -1, 1, 1)
+        ws = w_a[:, None].lerp(w_b[:, None], t).flatten(0, 1)
+        x = synthesise(gen, ws, cmd.batch_size)
+        what = write_samples(target, x, y, cmd.interpolate)
+        print(f"{len(x)} samples from {gen.source} (step {gen.step}; walks in w) -> {what}")
+        return target.path
     if cmd.interpolate > 0:
         rows = max(1, cmd.n // cmd.interpolate)
         a, b = (sample_latents(gen.model, rows, rng, cmd.truncation) for _ in range(2))
@@ -259,7 +295,7 @@ def sample(cmd: SampleCommand) -> Path:
             nrow = nrow or gen.num_classes
     elif cmd.labels:
         raise CommandError("labels= is for conditional models; this generator is unconditional.")
-    x = generate(gen, z, y, cmd.batch_size)
+    x = generate(gen, z, y, cmd.batch_size, cmd.psi)
     scatter_modes = None
     if x.dim() != 4:
         from gan_cli.data import mixture_modes
@@ -272,8 +308,41 @@ def sample(cmd: SampleCommand) -> Path:
     return target.path
 
 
+def _sample_labels(gen: Any, cmd: SampleCommand, n: int) -> Any:
+    """Class labels for n samples of a conditional G (labels= cycled, else one class per row of a
+    walk), None for an unconditional one."""
+    import torch
+
+    if not gen.conditional:
+        return None
+    if cmd.labels:
+        return torch.tensor(cmd.labels).repeat(n // len(cmd.labels) + 1)[:n]
+    return (torch.arange(n) // max(cmd.interpolate, 1)) % gen.num_classes
+
+
+def _style_mixing(gen: Any, cmd: SampleCommand, target: SampleTarget, rng: Any) -> Path:
+    """gan-sample style_mix=K: the K x K style-mixing grid (sampling.style_mixing_grid)."""
+    from gan_cli.latent import sample_latents
+    from gan_cli.sampling import style_mixing_grid
+
+    if gen.conditional:
+        raise CommandError("style_mix= draws unconditional codes; this StyleGAN2 is class-conditional.")
+    num_ws = gen.g.num_ws
+    cutoff = cmd.mix_cutoff or num_ws // 2
+    if not 0 < cutoff < num_ws:
+        raise CommandError(f"mix_cutoff must be a layer between 1 and {num_ws - 1} (this G has {num_ws} ws).")
+    rows, cols = (sample_latents(gen.model, cmd.style_mix, rng, cmd.truncation) for _ in range(2))
+    x = style_mixing_grid(gen, rows, cols, cutoff)
+    what = write_samples(target, x, None, cmd.style_mix + 1)
+    print(
+        f"style mixing from {gen.source} (step {gen.step}): coarse styles (ws 0-{cutoff - 1}) from each "
+        f"row's code, fine ones ({cutoff}-{num_ws - 1}) from each column's -> {what}"
+    )
+    return target.path
+
+
 # gan-sample's settings that draw from a noise generator: a translation run has none to draw from
-_NOISE_ONLY = ("n", "seed", "labels", "truncation", "interpolate")
+_NOISE_ONLY = ("n", "seed", "labels", "truncation", "interpolate", "psi", "style_mix", "mix_cutoff")
 _SAMPLE_DEFAULTS = {f.name: f.default for f in fields(SampleCommand)}
 
 

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from gan_cli.checkpoint import GENERATOR_FORMAT, CheckpointError, nonfinite_tensors
 from gan_cli.models import build_models, build_translators, is_conditional
-from gan_cli.schema import DataConfig, DomainConfig, LossName, ModelConfig
+from gan_cli.schema import DataConfig, DomainConfig, LossName, ModelConfig, ModelName
 
 
 @dataclass
@@ -192,17 +192,63 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
 
 
+def is_style_based(gen: LoadedGenerator) -> bool:
+    """Whether G maps z to w and synthesises from ws (model=stylegan2): truncation and walks in w."""
+    return gen.model.name == ModelName.stylegan2
+
+
 @torch.no_grad()
-def generate(gen: LoadedGenerator, z: Tensor, y: Tensor | None, batch_size: int = 256) -> Tensor:
-    """Samples in [-1, 1] (float, on the CPU), generated in batches.
+def generate(
+    gen: LoadedGenerator, z: Tensor, y: Tensor | None, batch_size: int = 256, psi: float = 1.0
+) -> Tensor:
+    """Samples in [-1, 1] (float, on the CPU), generated in batches; `psi` < 1 is the truncation
+    trick in w space of a style-based G (w_avg + psi (w - w_avg); Karras et al. 2019).
 
     Raises CheckpointError when any sample is NaN or inf (finite weights can still diverge)."""
     out = []
     for i in range(0, len(z), batch_size):
         zb = z[i : i + batch_size].to(gen.device)
         yb = y[i : i + batch_size].to(gen.device) if y is not None else None
-        out.append(gen.g(zb, yb).float().cpu())
-    x = torch.cat(out)
+        out.append((gen.g(zb, yb, truncation_psi=psi) if psi != 1 else gen.g(zb, yb)).float().cpu())
+    return _finite(gen, torch.cat(out))
+
+
+@torch.no_grad()
+def mapped(gen: LoadedGenerator, z: Tensor, y: Tensor | None, psi: float = 1.0) -> Tensor:
+    """A style-based G's ws (N, num_ws, w_dim) of codes z (N, z_dim), truncated by `psi`."""
+    yb = y.to(gen.device) if y is not None else None
+    return gen.g.mapping(z.to(gen.device), yb, truncation_psi=psi).float()
+
+
+@torch.no_grad()
+def synthesise(gen: LoadedGenerator, ws: Tensor, batch_size: int = 256) -> Tensor:
+    """A style-based G's images (N, C, S, S) in [-1, 1] of ws (N, num_ws, w_dim), with its constant
+    noise inputs (the same ws give the same image). Raises CheckpointError on NaN or inf."""
+    out = [
+        gen.g.synthesis(ws[i : i + batch_size].to(gen.device), "const").float().cpu()
+        for i in range(0, len(ws), batch_size)
+    ]
+    return _finite(gen, torch.cat(out))
+
+
+def style_mixing_grid(gen: LoadedGenerator, rows: Tensor, cols: Tensor, cutoff: int) -> Tensor:
+    """The style-mixing figure of Karras et al. 2019 (Fig. 3): a (R+1) x (C+1) grid as (N, C, S, S)
+    images, row by row. The first row holds the column codes' own images (after a blank corner),
+    the first column the row codes'; cell (i, j) takes the coarse styles (ws before layer
+    `cutoff`) of row code i and the fine ones (from `cutoff` on) of column code j. `rows` (R, z_dim)
+    and `cols` (C, z_dim) are unconditional codes."""
+    w_rows, w_cols = mapped(gen, rows, None), mapped(gen, cols, None)
+    mixed = w_rows[:, None].repeat(1, len(cols), 1, 1)
+    mixed[:, :, cutoff:] = w_cols[None, :, cutoff:]
+    row_img, col_img = synthesise(gen, w_rows), synthesise(gen, w_cols)
+    cells = synthesise(gen, mixed.flatten(0, 1)).view(len(rows), len(cols), *row_img.shape[1:])
+    blank = torch.full_like(row_img[:1], -1.0)
+    grid = [torch.cat([blank, col_img])]
+    grid += [torch.cat([row_img[i : i + 1], cells[i]]) for i in range(len(rows))]
+    return torch.cat(grid)
+
+
+def _finite(gen: LoadedGenerator, x: Tensor) -> Tensor:
     bad = int((~torch.isfinite(x.flatten(1))).any(1).sum())
     if bad:
         raise CheckpointError(

@@ -286,9 +286,9 @@ class TrainerConfig:
     threads: int = 0
     diffaugment: list[str] = field(default_factory=list)  # DiffAugment: any of color, translation, cutout
     # ADA (Karras et al. 2020): every image D sees goes through ada_pipe, each transform applied per
-    # sample with probability p; every ada_interval D steps p moves towards E[sign(D(x_real))] = ada_target
+    # sample with probability p; every ada_interval D steps p moves to bring E[sign(D(x_real))] to ada_target
     ada: bool = False
-    ada_pipe: list[str] = field(default_factory=lambda: ["bgc"])  # groups blit, geom, color, bg, bgc or names
+    ada_pipe: list[str] = field(default_factory=lambda: ["bgc"])  # groups blit|geom|color|bg|bgc, or xflip...
     ada_target: float = 0.6  # the r_t = E[sign(D(x_real))] that p steers towards
     ada_interval: int = 4  # D steps between adjustments of p
     ada_kimg: float = 500.0  # thousands of real images for p to go 0 -> 1 (500 as the paper; ~5 for CPU runs)

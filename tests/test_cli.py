@@ -165,3 +165,38 @@ def test_wheel_ships_configs(tmp_path):
         check=True,
     ).stdout
     assert str(venv) in where  # the installed wheel, not the source tree
+
+
+def _trained_run(tmp_path: Path) -> Path:
+    from gan_cli.trainer import Trainer
+    from tests.conftest import compose_config
+    from tests.test_training import fit
+
+    run = tmp_path / "run"
+    trainer = Trainer(compose_config("model=mlp", "trainer.steps=2"), run)
+    fit(trainer, run)
+    return run
+
+
+def test_cfg_job_of_a_resume_prints_the_config_it_will_use(tmp_path):
+    """The reported input: `gan-train resume=RUN --cfg job` printed a fresh composition (model=dcgan,
+    trainer.steps=2000), not the run's saved config that resuming uses."""
+    run = _trained_run(tmp_path)
+    out = run_cli(f"resume={run}", "trainer.steps=7", "--cfg", "job", cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"# resume={run}: the run's saved config")
+    assert "  name: mlp" in out.stdout and "steps: 7" in out.stdout and "batch_size: 8" in out.stdout
+    assert "name: dcgan" not in out.stdout and "steps: 2000" not in out.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_resume_into_another_run_folder_is_refused(tmp_path):
+    """The reported input: `resume=RUN hydra.run.dir=OTHER` trained in RUN and left OTHER empty."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"not read: the command stops before")
+    out = run_cli(f"resume={run}", f"hydra.run.dir={tmp_path / 'other'}", cwd=tmp_path, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"resume={run} continues in the run's own folder {run}" in out.stderr
+    assert f"gan-train resume={tmp_path / 'other'}" in out.stderr
+    assert not (tmp_path / "other").exists()

@@ -56,3 +56,56 @@ def test_start_up_failures_are_one_message_before_training(overrides, expected, 
     assert not (tmp_path / "run" / "checkpoints").exists() or not any(
         (tmp_path / "run" / "checkpoints").iterdir()
     )
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (
+            ["trainer.device=tpu"],
+            "trainer.device=tpu: Invalid value 'tpu', expected one of [auto, cpu, cuda, mps].",
+        ),
+        (["model=foo"], "model=foo: no such option. Valid options for model: cgan, cyclegan, dcgan, mlp"),
+        (["trainer.steps=null"], "trainer.steps=null: field 'steps' is not Optional."),
+        (["trainer.steps=${nope}"], "trainer.steps: Interpolation key 'nope' not found."),
+        # Hydra's own reports (a config folder of the user's: options are Hydra's to find)
+        (
+            ["--config-dir", "{tmp}", "model=foo"],
+            "In 'config': Could not find 'model/foo'. Valid options: cgan",
+        ),
+        (["data.a.root=x"], "The config cannot be composed from these arguments (AssertionError"),
+    ],
+)
+def test_hydras_errors_are_one_paragraph_with_exit_code_2(args, expected, tmp_path):
+    """The reported input: Hydra's own errors ended with exit code 1, its multi-line report and a
+    hint at HYDRA_FULL_ERROR."""
+    result = run_cli(
+        *[a.replace("{tmp}", str(tmp_path)) for a in args], "hydra.run.dir=run", cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("Error: ") and expected in result.stderr, result.stderr
+    assert "HYDRA_FULL_ERROR" not in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_value_in_a_sweep_fails_before_the_first_job(tmp_path):
+    """The reported input: `-m trainer.device=cpu,tpu` ran the cpu job, then ended the sweep in
+    Hydra's report. Every value of a sweep is checked before any job starts."""
+    result = run_cli("-m", "trainer.device=cpu,tpu", "model=mlp,foo", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "trainer.device=tpu: Invalid value 'tpu'" in result.stderr
+    assert (
+        "(in the sweep trainer.device=cpu,tpu; every value is checked before the first job)" in result.stderr
+    )
+    assert not (tmp_path / "sweep").exists()
+    from gan_cli.cli import check_overrides
+    from gan_cli.errors import UserError
+
+    with pytest.raises(UserError, match=r"model=foo: no such option \(in the sweep model=mlp,foo"):
+        check_overrides(["-m", "model=mlp,foo"])
+    with pytest.raises(
+        UserError, match=r"trainer.steps=abc: Value 'abc' of type 'str' could not be converted"
+    ):
+        check_overrides(["-m", "trainer.steps=1,abc"])
+    check_overrides(["-m", "trainer.steps=range(1,4)", "optim.lr_g=interval(0.1,0.2)", "loss=hinge,lsgan"])

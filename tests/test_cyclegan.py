@@ -284,7 +284,7 @@ def test_torchrun_two_ranks(tmp_path):
     assert len(state["ranks"]) == 2 and "pool" in state["ranks"][1]
 
 
-def test_a_smaller_pool_on_resume_keeps_the_newest_images(tmp_path):
+def test_a_smaller_pool_on_resume_keeps_the_newest_images():
     """The reported input: resuming with a smaller trainer.pool_size than the saved pool crashed
     (or, growing, kept slots it had never filled)."""
     pool = ImagePool(5, seed=0, device=torch.device("cpu"))
@@ -309,7 +309,10 @@ def test_a_smaller_pool_on_resume_keeps_the_newest_images(tmp_path):
     older = {k: v for k, v in saved.items() if k not in ("stamps", "seen")}  # a checkpoint from before stamps
     small.load_state_dict(older)
     assert torch.equal(small.images, saved["images"][2:])
-    # a CycleGAN run resumed with a smaller pool
+
+
+@pytest.mark.slow
+def test_a_cyclegan_run_resumes_with_a_smaller_pool(tmp_path):
     first = Trainer(tiny("trainer.pool_size=8", "trainer.steps=2"), tmp_path)
     fit(first, tmp_path)
     resumed = Trainer(tiny("trainer.pool_size=2", "trainer.steps=3"), tmp_path)

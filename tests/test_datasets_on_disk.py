@@ -220,3 +220,20 @@ def test_bypass_still_requires_every_checked_file(tmp_path, monkeypatch):
     (tmp_path / "celeba" / "celeba" / "list_bbox_celeba.txt").unlink()
     with pytest.raises(RuntimeError, match="not found or corrupted"):
         CelebA(tmp_path / "celeba", split="train", target_type=[], download=False)
+
+
+def test_image_folder_progress_bars_follow_trainer_progress(tmp_path, capfd):
+    """The reported input: trainer.progress=false still drew the "checking images" and "decoding
+    images" bars of an image folder."""
+    from gan_cli.trainer import Trainer
+    from tests.conftest import compose_config
+
+    for i in range(8):
+        Image.fromarray(np.full((8, 8, 3), 20 * i, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    folder = ("data=image_folder", f"data.root={tmp_path}", "data.channels=3", "data.image_size=16")
+    Trainer(compose_config(*folder, "data.cache=false"), tmp_path / "quiet")  # TINY: trainer.progress=false
+    quiet = capfd.readouterr().err
+    assert "checking images" not in quiet and "decoding images" not in quiet
+    Trainer(compose_config(*folder, "data.cache=false", "trainer.progress=true"), tmp_path / "shown")
+    shown = capfd.readouterr().err
+    assert "checking images" in shown and "decoding images" in shown

@@ -290,3 +290,115 @@ def test_gan_report_on_a_two_job_sweep(tmp_path):
     csv_rows = (tmp_path / "sweep" / "report.csv").read_text().splitlines()
     assert len(csv_rows) == 3
     assert (tmp_path / "sweep" / "report.png").stat().st_size > 1000
+
+
+# ---- settings and inputs too small to evaluate -----------------------------------------------
+class Zeros(nn.Module):
+    """A generator of grey images: enough to reach the real set's checks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z, y=None):
+        return torch.zeros(len(z), 3, 16, 16) + self.anchor
+
+
+def test_gan_eval_checks_eval_settings_up_front(cgan_run, tmp_path):
+    """The reported inputs: eval.batch_size=0, eval.n_samples=-5 and eval.real_samples=2 ended in
+    tracebacks (range(), a negative dimension, numpy's LinAlgError in the Frechet distance)."""
+    cases = {
+        ("eval.batch_size=0", "eval.n_samples=-5"): (
+            "Invalid settings: eval.n_samples must be >= 2, got -5; eval.batch_size must be >= 1, got 0."
+        ),
+        ("eval.real_samples=2",): "eval.real_samples=2: metric classifier needs at least 10 real samples",
+    }
+    for args, expected in cases.items():
+        out = run_cli(
+            f"run={cgan_run}", "metrics=[classifier]", *args, cwd=tmp_path, module="gan_cli.eval_main"
+        )
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert expected in out.stderr, out.stderr
+
+
+def test_a_real_set_too_small_for_the_metric(tmp_path):
+    from gan_cli.metrics import EvalError
+
+    cfg = compose_config("data.channels=3", "data.size=6", "model=cgan")
+    gen = LoadedGenerator(Zeros(), cfg.model, cfg.data, 0, False, tmp_path)
+    ev = EvalConfig(n_samples=20, real_samples=1000, classifier_epochs=1, cache_dir=str(tmp_path))
+    with pytest.raises(
+        EvalError, match=r"^data=fake holds only 6 items: metric classifier needs at least 10 real"
+    ):
+        evaluate(gen, ["classifier"], ev, torch.device("cpu"))
+    assert features.sample_count_problems(["modes2d", "parzen"], 2, 2) == []  # their own counts
+    assert features.sample_count_problems(["fid", "kid"], 10, 9) == [
+        "eval.real_samples=9: metrics fid, kid need at least 10 real samples (the statistics of each set: "
+        "a covariance, neighbours, splits); set eval.real_samples >= 10"
+    ]
+
+
+def test_eval_best_and_objective_must_be_results_of_the_metrics():
+    """The reported input: eval.best naming a key the metrics never compute kept no best.pt, silently."""
+    from gan_cli.metrics.keys import check_result_keys
+    from gan_cli.schema import ConfigError
+
+    every = ("eval.every=5", "eval.metrics=[classifier]")
+    with pytest.raises(ConfigError) as err:
+        check_result_keys(compose_config(*every, "eval.best=fid"))
+    assert "eval.best=fid is not a result of eval.metrics=[classifier]" in str(err.value)
+    assert "The keys these metrics report: classifier/acc_real, classifier/kl, classifier/fd" in str(
+        err.value
+    )
+    check_result_keys(compose_config(*every, "eval.best=classifier/fd"))
+    check_result_keys(compose_config(*every, "model=cgan", "eval.best=classifier/cond_acc"))
+    with pytest.raises(ConfigError, match="eval.best=classifier/cond_acc is not a result"):
+        check_result_keys(compose_config(*every, "eval.best=classifier/cond_acc"))  # unconditional
+    check_result_keys(compose_config("eval.every=5", "eval.metrics=[parzen]", "eval.best=parzen/ll"))
+    with pytest.raises(ConfigError, match=r"trainer.objective=eval/fid is not a result"):
+        check_result_keys(compose_config(*every, "trainer.objective=eval/fid"))
+    with pytest.raises(
+        ConfigError, match=r"trainer.objective=eval/classifier/fd is an evaluation result, but eval"
+    ):
+        check_result_keys(compose_config("trainer.objective=eval/classifier/fd"))
+    check_result_keys(compose_config(*every, "trainer.objective=eval/classifier/fd"))
+    cyclegan = ("model=cyclegan", "eval.every=5", "eval.metrics=[classifier]")
+    check_result_keys(compose_config(*cyclegan, "eval.best=translation/a2b/fd", tiny=False))
+    with pytest.raises(ConfigError, match=r"eval.real_samples=4: metric classifier needs at least 10"):
+        check_result_keys(compose_config(*cyclegan, "eval.real_samples=4", tiny=False))
+
+
+@pytest.mark.slow
+def test_a_sweep_objective_that_is_no_metric_gets_a_note(tmp_path):
+    out = run_cli(
+        "-m", *TINY_RING, "trainer.steps=2", "trainer.objective=nope", "hydra.sweep.dir=s", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "note: trainer.objective=nope is not among this job's final metrics (" in out.stderr
+    assert "diversity" in out.stderr.split("trainer.objective=nope")[1]
+
+
+def test_gan_report_reads_what_a_damaged_metrics_file_holds(tmp_path, capsys):
+    """The reported input: a metrics.jsonl with a cut-short last line, a non-JSON line or a line
+    that is no step record (a traceback), and an empty one; each line skipped is named."""
+    from gan_cli.report import report
+
+    good = [{"step": 2, "loss/d": 1.5, "elapsed": 6.0}, {"step": 4, "loss/d": 1.25, "elapsed": 12.0}]
+    lines = [json.dumps(r) for r in good]
+    contents = {
+        "cut": f"{lines[0]}\n{lines[1]}\n{lines[1][:15]}",
+        "garbage": f'{lines[0]}\nnot json at all\n[1, 2]\n{{"loss/d": 3}}\n{lines[1]}\n',
+        "empty": "",
+    }
+    for name, text in contents.items():
+        (tmp_path / "s" / name).mkdir(parents=True)
+        (tmp_path / "s" / name / "metrics.jsonl").write_text(text)
+    (tmp_path / "s" / "cut" / "eval.json").write_text("{not json")
+    report([tmp_path / "s"])
+    out = capsys.readouterr().out
+    assert f"note: {tmp_path / 's' / 'cut' / 'metrics.jsonl'}: skipped line 3 (cut short: " in out
+    assert f"note: {tmp_path / 's' / 'cut' / 'eval.json'} cannot be read (" in out
+    assert "skipped lines 2 (not JSON); 3 (not a step record: no integer step); 4 (not a step record" in out
+    assert f"note: {tmp_path / 's' / 'empty' / 'metrics.jsonl'} is empty (no step logged yet)" in out
+    rows = {r.split("|")[1].strip(): r for r in (tmp_path / "s" / "report.md").read_text().splitlines()[2:]}
+    assert "| 4 | 0.2 |" in rows["cut"] and "| 4 | 0.2 |" in rows["garbage"] and "| 0 |" in rows["empty"]

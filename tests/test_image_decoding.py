@@ -375,6 +375,30 @@ def test_transparency_is_composited_on_white(tmp_path):
 # ------------------------------------------------------------------------------- formats
 
 
+def test_more_formats_pillow_decodes_are_listed(tmp_path):
+    """The reported input: .ppm, .pgm, .tga, JPEG 2000 and QOI files (and .WEBP in capitals) were
+    left out of an image folder though Pillow decodes them."""
+    colour = (30, 160, 90)
+    saved = {"a.ppm": None, "b.PGM": "PPM", "c.pnm": "PPM", "d.tga": None, "e.WEBP": "WEBP", "f.dib": "DIB"}
+    saved |= {"g.jp2": None, "h.j2k": None, "i.qoi": None, "j.apng": "PNG"}
+    for name, fmt in saved.items():
+        mode = "L" if name.lower().endswith("pgm") else "RGB"
+        try:
+            image = Image.new(mode, (8, 8), colour[1] if mode == "L" else colour)
+            image.save(tmp_path / name, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        except (OSError, KeyError, ValueError):  # a Pillow built without this writer
+            continue
+    Image.new("1", (8, 8), 1).save(tmp_path / "k.PBM", "PPM")
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = [p.name for p in scan_images(tmp_path)]
+    written = sorted(p.name for p in tmp_path.iterdir() if p.name != "notes.txt")
+    assert sorted(found) == written and "k.PBM" in found and "a.ppm" in found
+    for name in found:
+        shown = pixels(tmp_path / name).astype(int)
+        expected = 255 if name == "k.PBM" else (colour[1] if shown.ndim == 2 else colour)
+        assert np.abs(shown - expected).max() <= (8 if name.endswith(("jp2", "j2k")) else 0), name
+
+
 def test_every_format_a_browser_shows(tmp_path):
     colour = (30, 160, 90)
     Image.new("RGB", (8, 8), colour).save(tmp_path / "a.bmp")

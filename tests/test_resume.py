@@ -328,3 +328,65 @@ def test_generator_export_is_enough_to_sample(tmp_path):
     g.eval()
     z, y = trainer.game.fixed_z[:4], trainer.game.fixed_y[:4]
     assert torch.allclose(g(z, y), trainer.game.generate(z, y), atol=1e-5)
+
+
+def _composed(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from gan_cli.cli import _setup
+    from tests.conftest import CONFIGS
+
+    _setup()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=[*TINY, *overrides])
+
+
+def test_resume_with_a_loss_that_changes_the_auto_norm(tmp_path):
+    """The reported input: resuming a batch-norm D with loss=wgan_gp (model.d_norm=auto now means
+    layer norm) ended in a state_dict error; it is refused up front, naming model.d_norm and the fix,
+    and the fix resumes."""
+    from gan_cli.games.gan import config_dict
+    from gan_cli.resume import ResumeError, resume_config
+
+    trainer = Trainer(compose_config("trainer.steps=1"), tmp_path)
+    fit(trainer, tmp_path)
+    last = tmp_path / "checkpoints" / "last.pt"
+    saved = config_dict(trainer.cfg)
+    with pytest.raises(ResumeError) as err:
+        resume_config(_composed("loss=wgan_gp"), saved, last, ["loss=wgan_gp"])
+    assert "model.d_norm=auto means layer norm with loss=wgan_gp" in str(err.value)
+    assert "built with batch norm" in str(err.value) and "set model.d_norm=batch explicitly" in str(err.value)
+    fixed = ["loss=wgan_gp", "model.d_norm=batch"]
+    cfg = resume_config(_composed(*fixed), saved, last, fixed)
+    assert cfg.model.d_norm.value == "batch" and cfg.loss.name.value == "wgan_gp"
+    from omegaconf import OmegaConf
+
+    resumed = Trainer(OmegaConf.to_object(cfg), tmp_path)
+    resumed.load_state_dict(load_checkpoint(last), last)  # the saved networks fit
+    assert resumed.step == 1
+    with pytest.raises(
+        ResumeError, match=r"model\.d_norm: checkpoint has 'batch', this command asks for 'layer'"
+    ):
+        resume_config(_composed("model.d_norm=layer"), saved, last, ["model.d_norm=layer"])
+
+
+def test_resume_past_its_steps_says_so(tmp_path):
+    """The reported input: resuming at step 3 with trainer.steps=1 said "To train longer:
+    ... trainer.steps=2", less than the step already reached."""
+    from gan_cli.cli import already_done
+
+    text = already_done(3, 1, Path("/r"))
+    assert "already at step 3, past trainer.steps=1: nothing to train" in text
+    assert text.endswith("To train longer, pass a trainer.steps above 3: gan-train resume=/r trainer.steps=6")
+    assert already_done(3, 3, Path("/r")).startswith("The run has already reached trainer.steps=3")
+
+
+@pytest.mark.slow
+def test_gan_train_resumed_past_its_steps(tmp_path):
+    first = run_cli(*TINY, "model=mlp", "trainer.steps=3", "hydra.run.dir=run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_cli("resume=run", "trainer.steps=1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already at step 3, past trainer.steps=1" in again.stdout
+    assert "trainer.steps=2" not in again.stdout and "trainer.steps=6" in again.stdout
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["step"] == 3

@@ -191,3 +191,16 @@ def test_gan_report_out_is_a_folder(tmp_path, monkeypatch, capsys):
     assert exit_.value.code == 2
     assert "out=summary.md: out= is the folder that gets report.md" in capsys.readouterr().err
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_translation_settings_on_a_noise_generator_are_refused(cgan_run, tmp_path):  # noqa: F811
+    out = run_cli(
+        f"run={cgan_run}",
+        "direction=b2a",
+        f"out={tmp_path / 'g.png'}",
+        cwd=tmp_path,
+        module="gan_cli.sample_main",
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "direction= is for translation runs (model=cyclegan); this run samples from noise." in out.stderr
+    assert not (tmp_path / "g.png").exists()

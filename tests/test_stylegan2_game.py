@@ -194,3 +194,127 @@ def test_conditional_variant_takes_labels_into_mapping_and_d(tmp_path):
 def test_options_the_game_does_not_have_are_refused(override, text):
     with pytest.raises(ConfigError, match=text):
         check_config(compose_config(*SG2, override))
+
+
+def test_fine_tuning_starts_from_a_run_and_refuses_another_architecture(tmp_path):
+    from gan_cli.checkpoint import CheckpointError, load_init_weights
+
+    base = sg2(tmp_path=tmp_path / "base", steps=2)
+    fit(base, tmp_path / "base")
+    # the run's last.pt: G, D and G_ema all start from it, the optimizers and step fresh
+    weights, path = load_init_weights(str(tmp_path / "base"))
+    assert path.name == "last.pt"
+    tuned = sg2("data.channels=1", tmp_path=tmp_path / "tuned")
+    assert tuned.game.init_from(weights) == ["G", "D", "G_ema"]
+    for name in ("G", "D", "G_ema"):
+        a, b = getattr(base.game, name).state_dict(), getattr(tuned.game, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert tuned.step == 0 and not tuned.game.opt_g.state
+    # generator.pt: the EMA weights start G and G_ema, D stays fresh
+    weights, _ = load_init_weights(str(tmp_path / "base" / "checkpoints" / "generator.pt"))
+    assert sg2(tmp_path=tmp_path / "g").game.init_from(weights) == ["G", "G_ema"]
+    # another architecture: the mismatched tensors and their shapes are named
+    wider = sg2("model.channel_max=16", "model.channel_base=128", tmp_path=tmp_path / "wide")
+    with pytest.raises(
+        CheckpointError, match=r"its G does not fit .*\(8, 8, 3, 3\) in the file, \(16, 16, 3, 3\) here"
+    ):
+        wider.game.init_from(load_init_weights(str(tmp_path / "base"))[0])
+
+
+def test_fine_tuning_works_for_every_model_from_the_command_line(tmp_path):
+    from tests.conftest import TINY, run_cli
+
+    common = [*TINY, "model=dcgan", "trainer.steps=2"]
+    first = run_cli(*common, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    tuned = run_cli(
+        *common,
+        "data.size=32",
+        f"init_from={tmp_path / 'a'}",
+        f"hydra.run.dir={tmp_path / 'b'}",
+        cwd=tmp_path,
+    )
+    assert tuned.returncode == 0, tuned.stderr
+    assert f"Fine-tuning: G, D, G_ema start from {tmp_path / 'a' / 'checkpoints' / 'last.pt'}" in tuned.stdout
+    bad = run_cli(
+        *common,
+        "model.g_channels=8",
+        f"init_from={tmp_path / 'a'}",
+        f"hydra.run.dir={tmp_path / 'c'}",
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "its G does not fit the G this config builds" in bad.stderr + bad.stdout
+    missing = run_cli(*common, f"init_from={tmp_path / 'nowhere'}", cwd=tmp_path)
+    assert (
+        missing.returncode == 2
+        and "no such run, checkpoint or generator.pt" in missing.stderr + missing.stdout
+    )
+
+
+@pytest.fixture(scope="module")
+def sg2_run(tmp_path_factory):
+    from tests.conftest import TINY, run_cli
+
+    path = tmp_path_factory.mktemp("sg2")
+    done = run_cli(*TINY, *SG2, "trainer.steps=2", f"hydra.run.dir={path / 'run'}", cwd=path)
+    assert done.returncode == 0, done.stderr
+    return path / "run"
+
+
+def test_gan_sample_truncates_in_w_walks_in_w_and_draws_the_style_mixing_grid(sg2_run, tmp_path):
+    import numpy as np
+
+    from gan_cli.commands import SampleCommand, sample
+    from gan_cli.sampling import load_generator, mapped, synthesise
+
+    gen = load_generator(sg2_run, torch.device("cpu"))
+    # psi = 0: every sample is w_avg's image (constant noise: identical images)
+    sample(SampleCommand(run=str(sg2_run), n=6, psi=0.0, out=str(tmp_path / "avg.npy")))
+    avg = np.load(tmp_path / "avg.npy")
+    assert (avg == avg[:1]).all()
+    w_avg_image = synthesise(gen, gen.g.mapping.w_avg.expand(1, gen.g.num_ws, -1))
+    assert np.array_equal(
+        avg[0], ((w_avg_image[0].permute(1, 2, 0) + 1) * 127.5 + 0.5).clamp(0, 255).byte().numpy()
+    )
+    # psi = 1 is plain sampling; the same seed gives the same samples
+    sample(SampleCommand(run=str(sg2_run), n=6, out=str(tmp_path / "a.npy")))
+    sample(SampleCommand(run=str(sg2_run), n=6, psi=1.0, out=str(tmp_path / "b.npy")))
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    # walks in w: each row's ends are its two codes' images, the middle the image of the mean w
+    sample(SampleCommand(run=str(sg2_run), n=10, interpolate=5, out=str(tmp_path / "walk.npy")))
+    walk = np.load(tmp_path / "walk.npy")
+    assert walk.shape == (10, 8, 8, 1)
+    from gan_cli.latent import sample_latents
+
+    rng = torch.Generator().manual_seed(0)
+    a, b = (sample_latents(gen.model, 2, rng) for _ in range(2))
+    mid = synthesise(gen, (mapped(gen, a, None) + mapped(gen, b, None)) / 2)
+    as_uint8 = ((mid.permute(0, 2, 3, 1) + 1) * 127.5 + 0.5).clamp(0, 255).byte().numpy()
+    assert np.array_equal(walk[2], as_uint8[0]) and np.array_equal(walk[7], as_uint8[1])
+    # the style-mixing grid: (K+1) x (K+1) cells, blank corner
+    sample(SampleCommand(run=str(sg2_run), style_mix=3, out=str(tmp_path / "mix.npy")))
+    mix = np.load(tmp_path / "mix.npy")
+    assert mix.shape == (16, 8, 8, 1) and (mix[0] == 0).all()
+    from gan_cli.errors import CommandError
+    from gan_cli.sampling import style_mixing_grid
+
+    grid = style_mixing_grid(gen, a, b, 2)
+    assert torch.allclose(  # batched differently: equal up to float rounding
+        grid[4],  # row 1 (code a[0]): [a[0]'s image, a[0] x b[0], a[0] x b[1]]
+        synthesise(gen, torch.cat([mapped(gen, a, None)[:1, :2], mapped(gen, b, None)[:1, 2:]], 1))[0],
+        atol=1e-5,
+    )
+    with pytest.raises(CommandError, match="mix_cutoff must be a layer between 1 and"):
+        sample(SampleCommand(run=str(sg2_run), style_mix=2, mix_cutoff=99, out=str(tmp_path / "x.png")))
+
+
+def test_w_space_options_are_refused_for_other_models(tmp_path):
+    from gan_cli.commands import SampleCommand, sample
+    from gan_cli.errors import CommandError
+    from tests.conftest import TINY, run_cli
+
+    done = run_cli(*TINY, "model=dcgan", "trainer.steps=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(CommandError, match=r"psi=: w space is a style-based generator's \(model=stylegan2\)"):
+        sample(SampleCommand(run=str(tmp_path / "run"), psi=0.7, out=str(tmp_path / "x.png")))

@@ -84,3 +84,31 @@ def test_a_sweep_without_failures_exits_0_with_its_summary(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Sweep done: 2 of 2 jobs finished. Compare them with: gan-report " in out.stdout
+
+
+def test_a_bug_in_a_job_is_summed_up_by_its_exception_message():
+    """A job that raised a plain Python exception records its traceback; the sweep's summary and
+    gan-report show its message in one line, not "Traceback (most recent call last): File ..."."""
+    import traceback
+
+    from gan_cli.sweep import first_sentence
+
+    def failing():
+        try:
+            raise KeyError("inner")
+        except KeyError as e:
+            raise ValueError("Array must not contain infs or NaNs. Details follow") from e
+
+    try:
+        failing()
+    except ValueError as e:
+        text = "".join(traceback.format_exception(e))
+    assert text.startswith("Traceback") and "\n" in text
+    assert first_sentence(text) == "Array must not contain infs or NaNs"
+    try:
+        raise AssertionError
+    except AssertionError as e:
+        assert first_sentence("".join(traceback.format_exception(e))) == "AssertionError"
+    assert first_sentence("Invalid config:\n  - model.pack=3 must divide. More.") == (
+        "Invalid config: model.pack=3 must divide"
+    )

@@ -119,6 +119,48 @@ class Game:
         """Learning rates, betas and schedules as the config says (after a load or a rollback)."""
         raise NotImplementedError
 
+    def init_from(self, weights: dict[str, dict[str, Tensor]]) -> list[str]:
+        """Fine-tuning: start every network that `weights` has (by the checkpoint's lower-case
+        names; an EMA generator from the plain one where the file has no EMA) from those weights;
+        optimizers, step and data streams stay fresh. Returns the names loaded.
+
+        Raises CheckpointError naming the mismatched tensors and their shapes when the
+        architectures differ, or when the file holds none of this game's networks."""
+        from gan_cli.checkpoint import CheckpointError
+
+        loaded = []
+        for name, net in self.modules().items():
+            key = name.lower()
+            saved = weights.get(key) or (
+                weights.get(key.removesuffix("_ema")) if key.endswith("_ema") else None
+            )
+            if saved is None:
+                continue
+            own = net.state_dict()
+            problems = [
+                f"{k}: {tuple(saved[k].shape)} in the file, {tuple(v.shape)} here"
+                for k, v in own.items()
+                if k in saved and saved[k].shape != v.shape
+            ]
+            problems += [f"{k}: missing in the file" for k in own if k not in saved]
+            problems += [f"{k}: not in this model" for k in saved if k not in own]
+            if problems:
+                shown = "; ".join(problems[:4]) + (
+                    f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
+                )
+                raise CheckpointError(
+                    f"its {name} does not fit the {name} this config builds ({shown}). Fine-tuning needs "
+                    "the same architecture: the same model.* settings and data.channels / data.image_size."
+                )
+            net.load_state_dict(saved)
+            loaded.append(name)
+        if not loaded:
+            raise CheckpointError(
+                f"it holds {', '.join(sorted(weights)) or 'no networks'}, none of which this model "
+                f"({', '.join(self.modules())}) has."
+            )
+        return loaded
+
     # ---- helpers every game uses ----------------------------------------------------------
     def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
