@@ -35,6 +35,8 @@ CURVES = (
     "ada/p",
     "ada/p_a",
     "ada/p_b",
+    "loss/r1",
+    "loss/pl",
 )
 
 

@@ -6,6 +6,7 @@ machine's own fp32 matrix-multiply rate, so each result is also a fraction of wh
     python scripts/bench.py --cases dcgan64 --device cuda --precision bf16
     python scripts/bench.py --quick               # seconds: checks that it runs
     python scripts/bench.py --compile             # also with trainer.compile=true
+    python scripts/bench.py --cases process47     # a whole gan-train process: its fixed costs
 
 Prints a table and writes JSON (default bench.json).
 """
@@ -42,6 +43,22 @@ CASES: dict[str, list[str]] = {
     ],
     "cgan32": ["model=cgan", "data=fake", "data.channels=3", "data.image_size=32", "trainer.batch_size=64"],
     "mlp_ring8": ["model=mlp", "data=ring8", "trainer.batch_size=100"],
+    # the model=stylegan2 defaults (channel budget 2048 / 128, mapping depth 2, batch 32) on 1x32x32
+    # images: lazy R1 every 16 and path length every 4 steps amortised into the step time
+    "stylegan2_32": ["model=stylegan2", "data=fake", "data.channels=1", "data.image_size=32"],
+    "dcgan_mnist": ["model=dcgan", "data=fake", "data.channels=1", "data.image_size=32"],
+}
+# whole gan-train processes (start-up, data, models, the steps, grids, checkpoints, exit): the fixed
+# costs of a short job are the wall time less the training loop's own (metrics.jsonl `elapsed`)
+PROCESS_CASES: dict[str, list[str]] = {
+    "process47": [
+        "data=fake",
+        "data.channels=3",
+        "data.image_size=64",
+        "data.size=3000",
+        "trainer.steps=47",
+        "trainer.log_every=1",
+    ],
 }
 
 
@@ -128,7 +145,8 @@ def bench_case(name: str, args: argparse.Namespace, reference: float) -> dict:
     split_steps = max(2, steps // 2)
     for _ in range(split_steps):
         trainer.train_step()
-    d_only = totals["_d_step"] - totals["data"]
+    # (stylegan2's four phases are one train_step: its D and G split reads 0)
+    d_only = max(0.0, totals["_d_step"] - totals["data"])
     # logging, sampling and checkpointing, amortised over the default intervals
     t = trainer.cfg.trainer
     from gan_cli.checkpoint import CheckpointWriter
@@ -174,9 +192,25 @@ def bench_case(name: str, args: argparse.Namespace, reference: float) -> dict:
     }
 
 
+def process_case(name: str) -> dict:
+    """Run `gan-train <case>` as a new process; its wall time, the training loop's, and the rest."""
+    import subprocess
+    import sys
+
+    run = Path(tempfile.mkdtemp()) / "run"
+    cmd = [sys.executable, "-m", "gan_cli.train", *PROCESS_CASES[name], "trainer.progress=false"]
+    start = time.perf_counter()
+    subprocess.run([*cmd, f"hydra.run.dir={run}"], check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    loop = rows[-1]["elapsed"]
+    return {"case": name, "wall_s": wall, "loop_s": loop, "fixed_s": wall - loop}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated: {', '.join(CASES)}")
+    every = [*CASES, *PROCESS_CASES]
+    parser.add_argument("--cases", default=",".join(every), help=f"comma-separated: {', '.join(every)}")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--steps", type=int, default=30)
@@ -194,7 +228,9 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     reference = matmul_gflops(device, args.quick)
-    rows = [bench_case(name, args, reference) for name in args.cases.split(",")]
+    names = args.cases.split(",")
+    processes = [process_case(name) for name in names if name in PROCESS_CASES]
+    rows = [bench_case(name, args, reference) for name in names if name not in PROCESS_CASES]
     print(
         f"\ndevice {device}, precision {args.precision}, compile {args.compile}, threads "
         f"{torch.get_num_threads()}, fp32 matmul reference {reference:.1f} GFLOP/s"
@@ -212,7 +248,13 @@ def main() -> None:
             f"{100 * r['fraction_of_matmul']:5.0f}% {s['data']:6.2f} {s['d_step']:5.1f} {s['g_step']:5.1f} "
             f"{r['logging_overhead_pct']:5.2f} {r['peak_mem_mb']:8.0f}"
         )
+    for r in processes:
+        print(
+            f"{r['case']:13s} whole process {r['wall_s']:.1f} s = training loop {r['loop_s']:.1f} s "
+            f"+ fixed costs {r['fixed_s']:.1f} s (start-up, data, models, grids, checkpoints, exit)"
+        )
     out = {
+        "processes": processes,
         "device": str(device),
         "precision": args.precision,
         "compile": args.compile,

@@ -16,7 +16,7 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "classifier": ("classifier/acc_real", "classifier/kl", "classifier/fd", "classifier/fd_floor"),
     "parzen": tuple(f"parzen/{p}{k}" for p in ("", "real_") for k in ("ll", "se", "sigma")),
 }
-CONDITIONAL_KEYS = {"classifier": ("classifier/cond_acc",)}  # models with labels (cgan)
+CONDITIONAL_KEYS = {"classifier": ("classifier/cond_acc",)}  # models with labels (cgan, stylegan2)
 # a translation run's (model=cyclegan) classifier metric, metrics/translation.py
 TRANSLATION_KEYS = {
     "classifier": (
@@ -31,7 +31,9 @@ TRANSLATION_KEYS = {
 }
 
 
-def result_keys(metrics: list[str], model: ModelName) -> tuple[list[str], list[str]]:
+def result_keys(
+    metrics: list[str], model: ModelName, conditional: bool = False
+) -> tuple[list[str], list[str]]:
     """The numeric keys `metrics` report for a model of kind `model`, and the metrics whose keys
     are not listed here (any key that starts with such a metric's name is then possible)."""
     keys: list[str] = []
@@ -41,7 +43,7 @@ def result_keys(metrics: list[str], model: ModelName) -> tuple[list[str], list[s
             listed = TRANSLATION_KEYS.get(m)
         else:
             listed = RESULT_KEYS.get(m)
-            if listed is not None and model == ModelName.cgan:
+            if listed is not None and (model == ModelName.cgan or conditional):
                 listed = (*listed, *CONDITIONAL_KEYS.get(m, ()))
         if listed is None:
             unlisted.append(m)
@@ -58,7 +60,9 @@ def check_result_keys(cfg: Config) -> None:
 
     ev = cfg.eval
     metrics = [m.value for m in ev.metrics]
-    keys, unlisted = result_keys(metrics, cfg.model.name)
+    from gan_cli.models import is_conditional
+
+    keys, unlisted = result_keys(metrics, cfg.model.name, is_conditional(cfg.model))
 
     def known(key: str) -> bool:
         return key in keys or any(key.startswith(m) for m in unlisted)
