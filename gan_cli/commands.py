@@ -332,7 +332,7 @@ def _style_mixing(gen: Any, cmd: SampleCommand, target: SampleTarget, rng: Any) 
     if not 0 < cutoff < num_ws:
         raise CommandError(f"mix_cutoff must be a layer between 1 and {num_ws - 1} (this G has {num_ws} ws).")
     rows, cols = (sample_latents(gen.model, cmd.style_mix, rng, cmd.truncation) for _ in range(2))
-    x = style_mixing_grid(gen, rows, cols, cutoff)
+    x = style_mixing_grid(gen, rows, cols, cutoff, cmd.psi)
     what = write_samples(target, x, None, cmd.style_mix + 1)
     print(
         f"style mixing from {gen.source} (step {gen.step}): coarse styles (ws 0-{cutoff - 1}) from each "

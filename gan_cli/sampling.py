@@ -199,17 +199,30 @@ def is_style_based(gen: LoadedGenerator) -> bool:
 
 @torch.no_grad()
 def generate(
-    gen: LoadedGenerator, z: Tensor, y: Tensor | None, batch_size: int = 256, psi: float = 1.0
+    gen: LoadedGenerator,
+    z: Tensor,
+    y: Tensor | None,
+    batch_size: int = 256,
+    psi: float = 1.0,
+    noise_seed: int | None = None,
 ) -> Tensor:
     """Samples in [-1, 1] (float, on the CPU), generated in batches; `psi` < 1 is the truncation
-    trick in w space of a style-based G (w_avg + psi (w - w_avg); Karras et al. 2019).
+    trick in w space of a style-based G (w_avg + psi (w - w_avg); Karras et al. 2019). A
+    style-based G uses its constant noise inputs, or with `noise_seed` fresh per-layer noise drawn
+    from that seed (what its metrics use, as the reference's).
 
     Raises CheckpointError when any sample is NaN or inf (finite weights can still diverge)."""
     out = []
+    extra: dict[str, Any] = {}
+    if is_style_based(gen):
+        extra["truncation_psi"] = psi
+        if noise_seed is not None:
+            extra["noise_mode"] = "random"
+            extra["generator"] = torch.Generator(gen.device).manual_seed(noise_seed)
     for i in range(0, len(z), batch_size):
         zb = z[i : i + batch_size].to(gen.device)
         yb = y[i : i + batch_size].to(gen.device) if y is not None else None
-        out.append((gen.g(zb, yb, truncation_psi=psi) if psi != 1 else gen.g(zb, yb)).float().cpu())
+        out.append(gen.g(zb, yb, **extra).float().cpu())
     return _finite(gen, torch.cat(out))
 
 
@@ -231,13 +244,15 @@ def synthesise(gen: LoadedGenerator, ws: Tensor, batch_size: int = 256) -> Tenso
     return _finite(gen, torch.cat(out))
 
 
-def style_mixing_grid(gen: LoadedGenerator, rows: Tensor, cols: Tensor, cutoff: int) -> Tensor:
+def style_mixing_grid(
+    gen: LoadedGenerator, rows: Tensor, cols: Tensor, cutoff: int, psi: float = 1.0
+) -> Tensor:
     """The style-mixing figure of Karras et al. 2019 (Fig. 3): a (R+1) x (C+1) grid as (N, C, S, S)
     images, row by row. The first row holds the column codes' own images (after a blank corner),
     the first column the row codes'; cell (i, j) takes the coarse styles (ws before layer
     `cutoff`) of row code i and the fine ones (from `cutoff` on) of column code j. `rows` (R, z_dim)
-    and `cols` (C, z_dim) are unconditional codes."""
-    w_rows, w_cols = mapped(gen, rows, None), mapped(gen, cols, None)
+    and `cols` (C, z_dim) are unconditional codes, truncated in w by `psi`."""
+    w_rows, w_cols = mapped(gen, rows, None, psi), mapped(gen, cols, None, psi)
     mixed = w_rows[:, None].repeat(1, len(cols), 1, 1)
     mixed[:, :, cutoff:] = w_cols[None, :, cutoff:]
     row_img, col_img = synthesise(gen, w_rows), synthesise(gen, w_cols)

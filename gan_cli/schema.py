@@ -655,12 +655,20 @@ def _stylegan2_problems(cfg: Config) -> list[str]:
         ("loss.feature_matching", lc.feature_matching),
         ("loss.clip", lc.name == LossName.wgan),
         ("loss.gp_weight", lc.name == LossName.wgan_gp),
+        ("loss.label_smoothing", lc.label_smoothing > 0),
+        ("trainer.compile", cfg.trainer.compile),
     ):
         if bad:
             problems.append(
                 f"{key}: the StyleGAN2 game does not apply it (its stabilisers are lazy R1, path length, "
-                "style mixing, the minibatch-std layer and ADA); loss=wgan/wgan_gp are not available either"
+                "style mixing, the minibatch-std layer and ADA; R1's second derivative does not go through "
+                "torch.compile); loss=wgan/wgan_gp are not available either"
             )
+    if cfg.trainer.precision == Precision.fp16:
+        problems.append(
+            "trainer.precision=fp16: the StyleGAN2 networks have no fp16 overflow guards (the reference's "
+            "clamping); use trainer.precision=bf16 (autocast) or fp32"
+        )
     return problems
 
 

@@ -279,14 +279,19 @@ def test_noise_modes_and_generators():
     g = tiny_g().eval()
     set_noise_strength(g, 0.5)
     z = torch.randn(2, 8)
-    seeded = [g(z, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    seeded = [g(z, noise_mode="random", generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
     assert torch.equal(seeded[0], seeded[1]) and not torch.allclose(seeded[0], seeded[2])
     torch.manual_seed(3)
-    a = g(z)
+    a = g(z, noise_mode="random")
     torch.manual_seed(3)
-    assert torch.equal(a, g(z))  # the global RNG when no generator is given
+    assert torch.equal(a, g(z, noise_mode="random"))  # the global RNG when no generator is given
     const = g(z, noise_mode="const")
     assert torch.equal(const, g(z, noise_mode="const"))
+    assert torch.equal(const, g(z))  # eval mode: constant noise by default (deterministic sampling)
+    g.train()
+    torch.manual_seed(3)
+    assert torch.equal(a, g(z))  # training mode: random noise by default
+    g.eval()
     none = g(z, noise_mode="none")
     assert not torch.allclose(const, none) and not torch.allclose(a, none)
     set_noise_strength(g, 0.0)

@@ -399,7 +399,12 @@ class GAN(Game):
         } | ({"ada": self.ada.state_dict()} if self.ada is not None else {})
 
     def streams(self) -> dict[str, Any]:
-        return {"data": self.batches.state_dict(), "noise": self.noise_gen.get_state().cpu()}
+        """This rank's data and noise streams, and its ADA accumulators (a rank's sign sums of the
+        interval so far; p itself is the same on every rank)."""
+        ada = {}
+        if self.ada is not None:
+            ada = {"ada": {k: v.cpu() if torch.is_tensor(v) else v for k, v in self.ada.state_dict().items()}}
+        return {"data": self.batches.state_dict(), "noise": self.noise_gen.get_state().cpu(), **ada}
 
     def load_state_dict(self, state: dict[str, Any], streams: dict[str, Any] | None) -> None:
         try:
@@ -428,7 +433,8 @@ class GAN(Game):
             self.fixed_z = state["noise"]["z"].to(self.device)
             self.fixed_y = state["noise"]["y"].to(self.device) if state["noise"]["y"] is not None else None
         if self.ada is not None and "ada" in state:  # else trainer.ada was off: p starts at trainer.ada_p
-            self.ada.load_state_dict(state["ada"])
+            mine = streams.get("ada") if streams is not None else None
+            self.ada.load_state_dict(mine if mine is not None else state["ada"])
         self._ema_stats_step = -1
 
     def apply_optim_config(self, rollbacks: int) -> None:

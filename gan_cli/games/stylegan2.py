@@ -39,10 +39,12 @@ from .gan import GAN
 REG_FIELDS = ("loss/r1", "loss/pl", "pl_mean")
 
 
-def lazy_ratio(interval: int, on: bool) -> float:
+def lazy_ratio(interval: int) -> float:
     """Adam's rate and beta exponent for a network with a lazy regulariser every `interval` steps:
-    interval / (interval + 1) (Karras et al. 2020, appendix B); 1 when the regulariser is off."""
-    return interval / (interval + 1) if on else 1.0
+    interval / (interval + 1) (Karras et al. 2020, appendix B). As in the reference, it applies
+    whether or not the regulariser's weight is 0 (its G_reg_interval and D_reg_interval are set
+    either way), so turning a regulariser off changes nothing else."""
+    return interval / (interval + 1)
 
 
 def ema_beta(half_life_kimg: float, rampup: float, images_seen: int, batch: int) -> float:
@@ -63,8 +65,8 @@ class StyleGAN2(GAN):
         super().__init__(setup)
         lc = self.cfg.loss
         self.fields = (*FIELDS, *REG_FIELDS, *(("ada/rt",) if self.ada is not None else ()))
-        self.g_ratio = lazy_ratio(lc.pl_interval, lc.pl_weight > 0)
-        self.d_ratio = lazy_ratio(lc.r1_interval, lc.r1_gamma > 0)
+        self.g_ratio = lazy_ratio(lc.pl_interval)
+        self.d_ratio = lazy_ratio(lc.r1_interval)
         self.apply_optim_config(0)
         zero = torch.zeros((), device=self.device)
         self.pl_mean = zero.clone()  # running mean of path lengths (the checkpoint keeps it)
@@ -149,8 +151,9 @@ class StyleGAN2(GAN):
         noise = torch.randn(img.shape, generator=gen, device=self.device) / math.sqrt(h * w)
         (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grads.square().sum(2).mean(1).sqrt()
-        pl_mean = self.pl_mean.lerp(lengths.mean().detach(), lc.pl_decay)
-        self.pl_mean.copy_(pl_mean)
+        pl_mean = self.pl_mean.lerp(lengths.mean(), lc.pl_decay)
+        # a NaN batch must not poison the running mean for good (its update is skipped or stops)
+        self.pl_mean.copy_(torch.where(torch.isfinite(pl_mean), pl_mean.detach(), self.pl_mean))
         penalty = (lengths - pl_mean).square().mean()
         self.update(self.g_params, self.opt_g, self.scaler_g, penalty * (lc.pl_weight * lc.pl_interval))
         return penalty.detach()
@@ -172,7 +175,7 @@ class StyleGAN2(GAN):
         if self.G_ema is None or t.ema_kimg <= 0:
             return super()._update_ema()
         batch = t.batch_size * self.dist.world
-        beta = ema_beta(t.ema_kimg, t.ema_rampup, (self.step + 1) * batch, batch)
+        beta = ema_beta(t.ema_kimg, t.ema_rampup, self.step * batch, batch)
         ema, live, ema_buffers, buffers = self._ema_pairs
         torch._foreach_lerp_(ema, live, 1.0 - beta)
         if buffers:  # w_avg and the constant noise maps follow G
@@ -191,6 +194,11 @@ class StyleGAN2(GAN):
         return float(mean_pairwise_distance(x)) / max(self.real_diversity, 1e-12)
 
     # ---- state ----------------------------------------------------------------------------
+    def streams(self) -> dict[str, Any]:
+        """Also this rank's running path-length mean: each rank averages its own lengths, as the
+        reference, so a torchrun run resumes each rank's."""
+        return super().streams() | {"pl_mean": self.pl_mean.detach().cpu()}
+
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"stylegan2": {"pl_mean": self.pl_mean, "r1": self._r1, "pl": self._pl}}
 
@@ -200,6 +208,8 @@ class StyleGAN2(GAN):
         for name in ("pl_mean", "r1", "pl"):
             if name in saved:
                 getattr(self, name if name == "pl_mean" else f"_{name}").copy_(saved[name])
+        if streams is not None and "pl_mean" in streams:
+            self.pl_mean.copy_(streams["pl_mean"])
 
     def apply_optim_config(self, rollbacks: int) -> None:
         """The config's rates and betas, with the lazy regularisers' c: lr x c, beta ** c."""

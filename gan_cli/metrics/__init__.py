@@ -47,7 +47,7 @@ def _fake(gen: LoadedGenerator, n: int, seed: int, batch_size: int) -> tuple[Ten
     rng = torch.Generator().manual_seed(seed)
     z = sample_latents(gen.model, n, rng)
     y = torch.arange(n) % gen.num_classes if gen.conditional else None
-    return generate(gen, z, y, batch_size), y
+    return generate(gen, z, y, batch_size, noise_seed=seed), y
 
 
 def _real(gen: LoadedGenerator, n: int, seed: int) -> tuple[Tensor, Tensor | None, str]:

@@ -160,9 +160,8 @@ def _stylegan2(model: ModelConfig, data: DataConfig) -> tuple[nn.Module, nn.Modu
             mapping_depth=model.mapping_layers,
             **size,
         )
-        d = sg2.Discriminator(
-            data.image_size, data.channels, c_dim=c_dim, mapping_depth=model.mapping_layers, **size
-        )
+        # D's label mapping keeps the reference's 8 layers (model.mapping_layers is G's, as its `map`)
+        d = sg2.Discriminator(data.image_size, data.channels, c_dim=c_dim, **size)
     except ValueError as e:
         raise ModelConfigError(f"model=stylegan2: {e} (data.image_size, model.*)") from e
     return g, d

@@ -289,7 +289,9 @@ def modulated_conv2d(
         x = F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2)  # (2H + k - 2)
         x = blur(x, up, pad=(up.shape[0] - k + 1) // 2, gain=4)
     if demodulate:  # sum_ik (s_ni w_oik)^2 = (s^2 @ (sum_k w^2)^T)_no: no (N, O, I, k, k) tensor
-        scale = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8).rsqrt() * gain
+        with torch.autocast(x.device.type, enabled=False):  # in fp32 under AMP, as the reference
+            sq = styles.float().square() @ weight.float().square().sum(dim=(2, 3)).t()
+            scale = (sq + 1e-8).rsqrt() * gain
         scale = scale.to(x.dtype).view(n, o, 1, 1)
     else:
         scale = torch.full((1, o, 1, 1), gain, dtype=x.dtype, device=x.device)
