@@ -271,7 +271,7 @@ class TrainerConfig:
     ema_decay: float = 0.999  # EMA of G's weights (warmed up: min(decay, (1+t)/(10+t))); 0 = off
     # BatchNorm statistics of the EMA generator re-estimated from this many batches of fixed noise
     # before it is sampled, evaluated or saved; 0 = keep the live G's (which fit other weights)
-    ema_bn_batches: int = 50
+    ema_bn_batches: int = 8
     # stylegan2: the EMA's half-life in thousands of images seen (Karras et al. 2020: 10 at batch 32),
     # ramped up as ema_rampup x images seen so far (0 = no ramp); ema_kimg 0 = use ema_decay per step
     ema_kimg: float = 0.0
