@@ -256,8 +256,8 @@ class HealthConfig:
 
 @dataclass
 class TrainerConfig:
-    steps: int = 2000  # G updates
-    batch_size: int = 64  # samples per D and G step (per rank under torchrun)
+    steps: int = 2300  # G updates
+    batch_size: int = 32  # samples per D and G step (per rank under torchrun)
     seed: int = 0  # seeds weights, noise and data order: the same seed gives the same run
     device: Device = Device.auto  # auto = cuda if available, else mps, else cpu
     precision: Precision = (

@@ -82,7 +82,8 @@ def test_loss_and_optimizer_choices_reach_the_built_objects(loss, optim, tmp_pat
         type(trainer.game.opt_g).__name__.lower() == name
         and type(trainer.game.opt_d).__name__.lower() == name
     )
-    lr = {"rmsprop": 5e-5, "adam": 1e-4 if loss == "wgan_gp" and optim is None else 2e-4}[name]
+    usual_adam = {"wgan_gp": 1e-4, "nonsaturating": 6e-4}.get(loss, 2e-4) if optim is None else 2e-4
+    lr = {"rmsprop": 5e-5, "adam": usual_adam}[name]
     assert trainer.game.opt_g.param_groups[0]["lr"] == lr == cfg.optim.lr_g
     if name == "adam":
         betas = (0.0, 0.9) if loss == "wgan_gp" and optim is None else (0.5, 0.999)
