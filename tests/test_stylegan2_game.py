@@ -225,6 +225,7 @@ def test_fine_tuning_starts_from_a_run_and_refuses_another_architecture(tmp_path
         wider.game.init_from(load_init_weights(str(tmp_path / "base"))[0])
 
 
+@pytest.mark.slow  # subprocess training runs; the API-level tests above stay in the default run
 def test_fine_tuning_works_for_every_model_from_the_command_line(tmp_path):
     from tests.conftest import TINY, run_cli
 
@@ -313,6 +314,7 @@ def test_gan_sample_truncates_in_w_walks_in_w_and_draws_the_style_mixing_grid(sg
         sample(SampleCommand(run=str(sg2_run), style_mix=2, mix_cutoff=99, out=str(tmp_path / "x.png")))
 
 
+@pytest.mark.slow  # subprocess training runs; the API-level tests above stay in the default run
 def test_w_space_options_are_refused_for_other_models(tmp_path):
     from gan_cli.commands import SampleCommand, sample
     from gan_cli.errors import CommandError
