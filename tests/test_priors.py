@@ -171,9 +171,9 @@ def test_the_prior_reaches_gan_sample_and_gan_eval(uniform_run, tmp_path, monkey
     seen = []
     real_generate = sampling.generate
 
-    def spy(gen, z, y, batch_size=256):
+    def spy(gen, z, y, batch_size=256, *args, **kwargs):
         seen.append(z)
-        return real_generate(gen, z, y, batch_size)
+        return real_generate(gen, z, y, batch_size, *args, **kwargs)
 
     monkeypatch.setattr(sampling, "generate", spy)
     monkeypatch.setattr(metrics, "generate", spy)
