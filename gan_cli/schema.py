@@ -169,6 +169,13 @@ class ModelConfig:
     d_maxout: int = 0  # mlp D: > 1 = maxout units of this many pieces (the PacGAN paper's D uses 5)
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
+    # dcgan / cgan: side of G's first feature map and D's last; 0 = auto (4 for powers of two, 7 at
+    # 28 px, 5 at 20 px); another side that halving the image with rounding up reaches (28 px: 14, 7,
+    # 4, 2, 1), e.g. 4 at 28 px for the Unrolled GAN paper's 4 -> 7 -> 14 -> 28 generator
+    base_size: int = 0
+    # dcgan / cgan: G's last stride-2 stage keeps g_channels maps (norm, ReLU) and a 3x3 stride-1 conv
+    # makes the image (Metz et al. 2017's Stacked MNIST G); its widest layer is g_channels * 2**blocks
+    g_out_conv: bool = False
     d_channels: int = 64  # dcgan / cgan: feature maps of D's first layer (doubling towards the output)
     g_norm: Norm = Norm.auto  # normalisation in G; auto = batch (cyclegan: instance)
     d_norm: Norm = (
@@ -405,6 +412,7 @@ MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
     "data.preload_max_mb": 0,
     "data.std": 0,
     "model.g_channels": 1,
+    "model.base_size": 0,
     "model.d_channels": 1,
     "model.embed_dim": 1,
     "model.res_blocks": 0,
@@ -751,6 +759,14 @@ def inert_settings(cfg: Config) -> list[str]:
         ("model.d_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_activation", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),
+        *(
+            (
+                f"model.{key}",
+                m.name not in (ModelName.dcgan, ModelName.cgan),
+                f"model={m.name.value} (a dcgan / cgan layout)",
+            )
+            for key in ("base_size", "g_out_conv")
+        ),
         ("model.d_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),
         *(
             (f"model.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (stylegan2's)")

@@ -201,13 +201,14 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
     if model.name == ModelName.stylegan2:
         return _stylegan2(model, data)
     c, s, w_g, w_d = data.channels, data.image_size, model.g_channels, model.d_channels
+    base, out_conv = model.base_size, model.g_out_conv
     try:
-        stages(s)
+        stages(s, base)
     except ValueError as e:
         raise ModelConfigError(f"model={model.name.value}: {e}") from e
     if model.name == ModelName.dcgan:
-        g = DCGANGenerator(model.z_dim, c, s, w_g, g_norm)
-        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm, model.mbstd, **mbd)
+        g = DCGANGenerator(model.z_dim, c, s, w_g, g_norm, base, out_conv)
+        d = DCGANDiscriminator(c * model.pack, s, w_d, d_norm, model.mbstd, **mbd, base=base)
     else:
         if data.num_classes < 2:
             raise ModelConfigError(
@@ -215,8 +216,8 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
                 f"data.num_classes={data.num_classes}"
             )
         k = data.num_classes
-        g = CGANGenerator(model.z_dim, k, model.embed_dim, c, s, w_g, g_norm)
-        d = CGANDiscriminator(k, c, s, w_d, d_norm, model.cond.value, **mbd)
+        g = CGANGenerator(model.z_dim, k, model.embed_dim, c, s, w_g, g_norm, base, out_conv)
+        d = CGANDiscriminator(k, c, s, w_d, d_norm, model.cond.value, **mbd, base=base)
     dcgan_init(g)
     dcgan_init(d)
     return g, d

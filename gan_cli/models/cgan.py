@@ -19,11 +19,14 @@ class CGANGenerator(nn.Module):
         image_size: int,
         width: int,
         norm: str,
+        base: int = 0,
+        out_conv: bool = False,
     ) -> None:
+        """`base`, `out_conv`: see dcgan.generator_net."""
         super().__init__()
         self.z_dim = z_dim
         self.embed = nn.Embedding(num_classes, embed_dim)
-        self.net = generator_net(z_dim + embed_dim, channels, image_size, width, norm)
+        self.net = generator_net(z_dim + embed_dim, channels, image_size, width, norm, base, out_conv)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         if y is None:
@@ -35,7 +38,7 @@ class CGANDiscriminator(nn.Module):
     """`projection`: logit = head(h) + <embed(y), sum-pooled h> (Miyato & Koyama 2018).
     `concat`: one-hot label maps are stacked onto the image channels before the first conv.
     `mbd_kernels` > 0: minibatch discrimination in the head (dcgan.head), across the labels of a
-    batch."""
+    batch. `base`: the side of the trunk's last maps (dcgan.sides)."""
 
     def __init__(
         self,
@@ -47,14 +50,15 @@ class CGANDiscriminator(nn.Module):
         cond: str,
         mbd_kernels: int = 0,
         mbd_dim: int = 5,
+        base: int = 0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.cond = cond
         in_channels = channels + (num_classes if cond == "concat" else 0)
-        self.trunk = discriminator_trunk(in_channels, image_size, width, norm)
-        features = trunk_width(image_size, width)
-        self.head = head(image_size, width, mbd_kernels=mbd_kernels, mbd_dim=mbd_dim)
+        self.trunk = discriminator_trunk(in_channels, image_size, width, norm, base)
+        features = trunk_width(image_size, width, base)
+        self.head = head(image_size, width, mbd_kernels=mbd_kernels, mbd_dim=mbd_dim, base=base)
         self.embed = nn.Embedding(num_classes, features) if cond == "projection" else None
         if self.embed is not None:
             # as small as the head's weights: the default N(0, 1) over hundreds of summed features
