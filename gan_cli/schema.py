@@ -32,6 +32,9 @@ class DataName(str, Enum):
     image_folder = "image_folder"
     digits = "digits"  # scikit-learn's 1,797 8x8 digits (inside the installed package), upscaled
     unpaired = "unpaired"  # two image sets, data.a and data.b, for translation (model=cyclegan)
+    # three random digits as the R, G, B channels: 1,000 modes (VEEGAN, Srivastava et al. 2017)
+    stacked_mnist5k = "stacked_mnist5k"  # of the embedded MNIST-5k
+    stacked_mnist = "stacked_mnist"  # of torchvision's MNIST in data.root
 
 
 class Labels(str, Enum):
@@ -125,7 +128,7 @@ class DomainConfig:
     image_size: int = 32  # images: height = width in pixels; 0 for vector data
     dim: int = 0  # vector data (2-D point sets): its dimension; 0 for images
     num_classes: int = 0  # 0 = unlabelled
-    size: int = 5000  # number of items, for generated sets (fake, ring8, grid25)
+    size: int = 5000  # number of items, for generated sets (fake, ring8, grid25, stacked_mnist*)
     seed: int = 0  # seed of generated sets, independent of trainer.seed
     std: float = 0.0  # std of each Gaussian mode (ring8, grid25)
     labels: Labels = Labels.none  # image_folder: where class labels come from
@@ -491,6 +494,11 @@ def check_config(cfg: Config) -> None:
     elif d.channels not in (1, 3) or d.image_size < 1:
         problems.append(
             f"images need data.channels 1 or 3 and data.image_size >= 1, got {d.channels} and {d.image_size}"
+        )
+    if d.name in (DataName.stacked_mnist5k, DataName.stacked_mnist) and d.channels != 3:
+        problems.append(
+            f"data={d.name.value} stacks three digits as the R, G, B channels: data.channels must be 3, "
+            f"got {d.channels}"
         )
     problems += _translation_problems(cfg)
     problems += _stylegan2_problems(cfg)

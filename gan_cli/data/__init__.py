@@ -3,7 +3,7 @@
 Images are uint8 NCHW until a batch is drawn, then scaled to [-1, 1]; 2-D point sets are float
 (N, dim). Labels are int64 or absent. Sets that fit `data.preload_max_mb` are decoded once (image
 files: cached next to the data) and served from memory on the device; larger ones stream through
-a DataLoader.
+a DataLoader. Stacked MNIST holds its digits and index triples and builds items per batch.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from gan_cli.data.common import DataError, Dataset, keys_of, to_model_range
 from gan_cli.data.embedded import digits, fake, mixture, mixture_modes, mnist5k
 from gan_cli.data.files import open_image_folder
 from gan_cli.data.source import Source
+from gan_cli.data.stacked import STACKED, StackedDigits, digit_config, stacked
 from gan_cli.data.torchvision_sets import open_torchvision
 from gan_cli.schema import DataConfig, Labels
 
@@ -45,7 +46,24 @@ def open_source(cfg: DataConfig) -> Source:
         return Source(length=len(data.x), labels=data.y, num_classes=data.num_classes, arrays=data.x)
     if name == "image_folder":
         return open_image_folder(cfg)
+    if cfg.name in STACKED:
+        return stacked(cfg, _open_digits(cfg))
     return open_torchvision(cfg)
+
+
+def _open_digits(cfg: DataConfig) -> Source:
+    """The digit set a stacked set draws from; its errors name the stacked set."""
+    digits = digit_config(cfg)
+    try:
+        return open_source(digits)
+    except DataError as e:
+        text = str(e).removeprefix(f"data={digits.name.value}: ")
+        raise DataError(f"data={cfg.name.value} stacks the digits of data={digits.name.value}: {text}") from e
+
+
+def _rows(arrays: Tensor | StackedDigits, indices: Tensor) -> Tensor | StackedDigits:
+    """The selected items of a source's arrays (a lazy stacked set stays lazy)."""
+    return arrays.rows(indices) if isinstance(arrays, StackedDigits) else arrays[indices]
 
 
 def _select(source: Source, cfg: DataConfig) -> tuple[Tensor, Tensor | None]:
@@ -108,7 +126,11 @@ def load_dataset(cfg: DataConfig, section: str = "data") -> Dataset:
     with keys_of(section):
         source = open_source(cfg)
         indices, labels = _select(source, cfg)
-        x = source.arrays[indices] if source.arrays is not None else _cached_decode(source, indices, cfg)
+        x = (
+            _rows(source.arrays, indices)
+            if source.arrays is not None
+            else _cached_decode(source, indices, cfg)
+        )
     return Dataset(x=x, y=labels, num_classes=len(cfg.classes) if cfg.classes else source.num_classes)
 
 
@@ -130,7 +152,7 @@ def _make_batches(
     indices, labels = _select(source, cfg)
     classes = len(cfg.classes) if cfg.classes else source.num_classes
     if source.arrays is not None:
-        return Batches(source.arrays[indices], labels, batch_size, seed, device, cfg.hflip), classes
+        return Batches(_rows(source.arrays, indices), labels, batch_size, seed, device, cfg.hflip), classes
     if len(indices) * _item_bytes(cfg) <= cfg.preload_max_mb * 2**20:
         x = _cached_decode(source, indices, cfg)
         return Batches(x, labels, batch_size, seed, device, cfg.hflip), classes

@@ -10,6 +10,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from gan_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from gan_cli.data.stacked import StackedDigits
 
 try:
     from PIL import ImageCms
@@ -73,9 +77,10 @@ def keys_of(section: str) -> Iterator[None]:
 
 @dataclass
 class Dataset:
-    """A whole data set in memory: uint8 (N, C, H, W) images or float32 (N, dim) points."""
+    """A whole data set in memory: uint8 (N, C, H, W) images or float32 (N, dim) points. Stacked
+    MNIST's x is a `stacked.StackedDigits`: indexing it gives the uint8 images."""
 
-    x: Tensor
+    x: Tensor | StackedDigits
     y: Tensor | None  # int64 (N,) labels
     num_classes: int
 
