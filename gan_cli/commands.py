@@ -68,7 +68,8 @@ class SampleCommand:
 @dataclass
 class EvalCommand:
     run: str = "???"  # a run directory, or a checkpoint / generator.pt file
-    # metrics to compute (modes2d | fid | kid | is | pr | classifier | parzen); [] = eval.metrics
+    # metrics to compute (modes2d | fid | kid | is | pr | classifier | parzen | stacked_modes);
+    # [] = eval.metrics
     metrics: list[MetricName] = field(default_factory=lambda: [])  # type: ignore[valid-type]
     device: str = "cpu"  # where G and the metric networks run: cpu, cuda, cuda:1, mps
     data_root: str | None = None  # where the run's real data set lives now, if it moved
@@ -96,6 +97,7 @@ EVAL_EXAMPLES = [
     "gan-eval run=outputs/runs/<time> metrics=[modes2d]                   # ring8 / grid25",
     "gan-eval run=outputs/runs/<time> metrics=[classifier]                # offline, any labelled set",
     "gan-eval run=outputs/runs/<time> metrics=[parzen]                    # log-likelihood, GAN paper",
+    "gan-eval run=outputs/runs/<time> metrics=[stacked_modes]             # Stacked MNIST: modes of 1,000",
     "gan-eval run=outputs/runs/<time> metrics=[fid,kid,is,pr] eval.inception_weights=~/weights.pth",
 ]
 HELP = {
@@ -542,7 +544,7 @@ def check_eval_settings(ev: EvalConfig) -> None:
     problems = [
         f"{key} must be >= {low:g}, got {value}"
         for key, low in MINIMUM.items()
-        if key.startswith("eval.") and (value := getattr(ev, key[len("eval.") :])) < low
+        if key.startswith("eval.") and (value := getattr(ev, key[len("eval.") :])) is not None and value < low
     ]
     if problems:
         raise CommandError(f"Invalid settings: {'; '.join(problems)}.")
@@ -551,6 +553,7 @@ def check_eval_settings(ev: EvalConfig) -> None:
 def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
     from gan_cli.logs import json_safe
     from gan_cli.metrics import evaluate
+    from gan_cli.metrics.features import sample_count
     from gan_cli.sampling import LoadedTranslator, load_run
 
     metrics = [m.value for m in cmd.metrics] or [m.value for m in cmd.eval.metrics]
@@ -577,7 +580,7 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
             "step": gen.step,
             "checkpoint": str(gen.source),
             "ema": gen.ema,
-            "n_samples": cmd.eval.n_samples,
+            "n_samples": sample_count(cmd.eval.n_samples, metrics),
             **results,
         }
     run = Path(cmd.run).expanduser()

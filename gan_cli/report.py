@@ -245,6 +245,9 @@ def report(folders: list[Path], out: Path | None = None, best_mode: dict[str, st
         "classifier/cond_acc": "max",
         "parzen/ll": "max",
         "parzen/real_ll": "max",
+        "stacked/modes": "max",
+        "stacked/real_modes": "max",
+        "stacked/classifier_acc": "max",
         **(best_mode or {}),
     }
     for job in jobs:

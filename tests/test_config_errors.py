@@ -47,6 +47,7 @@ def test_cfg_job_prints_resolved_config(tmp_path):
         (["trainer.device=cuda"], "no CUDA GPU"),  # this test machine has none
         (["eval.every=5", "eval.metrics=[fid]", "eval.inception_weights=/nope.pth"], "Inception weights"),
         (["eval.every=5", "eval.metrics=[modes2d]"], "modes2d is for the 2-D mixtures"),
+        (["eval.every=5", "eval.metrics=[stacked_modes]"], "stacked_modes counts the digit triples"),
     ],
 )
 def test_start_up_failures_are_one_message_before_training(overrides, expected, tmp_path):

@@ -13,6 +13,7 @@ from torch import Tensor
 from gan_cli.checkpoint import cached
 from gan_cli.data import load_dataset, mixture_modes, to_model_range
 from gan_cli.data.embedded import mixture_scale
+from gan_cli.data.stacked import STACKED, digit_config
 from gan_cli.latent import sample_latents
 from gan_cli.metrics import features as feat
 from gan_cli.metrics.inception import EvalError, InceptionFeatures, find_weights
@@ -20,7 +21,7 @@ from gan_cli.metrics.modes2d import SAMPLES as MODES2D_SAMPLES
 from gan_cli.metrics.modes2d import modes2d
 from gan_cli.metrics.parzen import default_sigmas, parzen
 from gan_cli.sampling import LoadedGenerator, generate
-from gan_cli.schema import EvalConfig, parzen_problems
+from gan_cli.schema import DataConfig, EvalConfig, parzen_problems
 
 __all__ = ["EvalError", "evaluate", "preflight"]
 INCEPTION_METRICS = {"fid", "kid", "is", "pr"}
@@ -34,10 +35,17 @@ def preflight(metrics: list[str], gen_data_name: str, labelled: bool, cfg: EvalC
         raise EvalError(f"metric modes2d is for the 2-D mixtures ring8 and grid25, not data={gen_data_name}.")
     if "classifier" in metrics and not labelled:
         raise EvalError(f"metric classifier needs a labelled data set; data={gen_data_name} has no labels.")
+    stacked_sets = [name.value for name in STACKED]
+    if "stacked_modes" in metrics and gen_data_name not in stacked_sets:
+        raise EvalError(
+            f"metric stacked_modes counts the digit triples (1,000 modes) of Stacked MNIST, but this "
+            f"run's data set is data={gen_data_name}; it is for runs trained on "
+            f"data={' or data='.join(stacked_sets)}."
+        )
     problems = parzen_problems(cfg) if "parzen" in metrics else []
     if problems:
         raise EvalError(f"metric parzen: {'; '.join(problems)}.")
-    too_few = feat.sample_count_problems(metrics, cfg.n_samples, cfg.real_samples)
+    too_few = feat.sample_count_problems(metrics, feat.sample_count(cfg.n_samples, metrics), cfg.real_samples)
     if too_few:
         raise EvalError("; ".join(too_few) + ".")
 
@@ -52,14 +60,20 @@ def _fake(gen: LoadedGenerator, n: int, seed: int, batch_size: int) -> tuple[Ten
 
 def _real(gen: LoadedGenerator, n: int, seed: int) -> tuple[Tensor, Tensor | None, str]:
     """Up to n real items (a seeded choice) and a fingerprint of exactly those items."""
-    data = load_dataset(gen.data)
+    return _real_of(gen.data, n, seed)
+
+
+def _real_of(data_cfg: DataConfig, n: int, seed: int) -> tuple[Tensor, Tensor | None, str]:
+    """Up to n items of a data set (a seeded choice, in the set's order) and a fingerprint of
+    exactly those items."""
+    data = load_dataset(data_cfg)
     idx = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     x = data.x[idx]
     y = data.y[idx] if data.y is not None else None
     digest = hashlib.sha1(x.numpy().tobytes())
     if y is not None:
         digest.update(y.numpy().tobytes())
-    return x, y, f"{gen.data.name.value}-{tuple(x.shape)}-{digest.hexdigest()[:16]}"
+    return x, y, f"{data_cfg.name.value}-{tuple(x.shape)}-{digest.hexdigest()[:16]}"
 
 
 def evaluate(
@@ -70,21 +84,24 @@ def evaluate(
     preflight(metrics, gen.data.name.value, labelled, cfg)
     out: dict[str, Any] = {}
     cache = Path(cfg.cache_dir).expanduser()
+    n = feat.sample_count(cfg.n_samples, metrics)
     if "modes2d" in metrics:
         points, _ = _fake(gen, MODES2D_SAMPLES, cfg.seed, cfg.batch_size)
         out.update(modes2d(points, mixture_modes(gen.data.name.value), gen.data.std))
-    if all(m == "modes2d" for m in metrics):
+    if "stacked_modes" in metrics:
+        out.update(_stacked_metrics(gen, n, cfg, cache, device))
+    if all(m in ("modes2d", "stacked_modes") for m in metrics):
         return out
-    fake, fake_y = _fake(gen, cfg.n_samples, cfg.seed, cfg.batch_size)
+    fake, fake_y = _fake(gen, n, cfg.seed, cfg.batch_size)
     if "parzen" in metrics:
         out.update(_parzen_metrics(gen, fake, cfg, cache, device))
-    image_metrics = [m for m in metrics if m not in ("modes2d", "parzen")]
+    image_metrics = [m for m in metrics if m not in ("modes2d", "parzen", "stacked_modes")]
     if not image_metrics:
         return out
-    if cfg.n_samples < 10000:
+    if n < 10000:
         _add_note(
             out,
-            f"{cfg.n_samples} generated samples: FID, KID and the Frechet distances are biased "
+            f"{n} generated samples: FID, KID and the Frechet distances are biased "
             "upwards below 10,000; compare runs only at equal sample counts.",
         )
     real_x, real_y, fingerprint = _real(gen, cfg.real_samples, cfg.seed)
@@ -110,7 +127,7 @@ def _parzen_metrics(
     eval.n_samples training items, the kernels of the reference (cached). Images in pixels [0, 1],
     2-D points in raw coordinates."""
     test_n, valid_n = cfg.parzen_test, cfg.parzen_valid
-    real, _, fingerprint = _real(gen, test_n + valid_n + cfg.n_samples, cfg.seed)
+    real, _, fingerprint = _real(gen, test_n + valid_n + len(fake), cfg.seed)
     if len(real) <= test_n + valid_n:
         raise EvalError(
             f"metric parzen splits the real set into eval.parzen_test={test_n} scored points, "
@@ -153,6 +170,61 @@ def _parzen_metrics(
     for name in ("parzen/sigma", "parzen/real_sigma"):
         if len(sigmas) > 1 and out[name] in (min(sigmas), max(sigmas)):
             _add_note(out, f"parzen: {name}={out[name]:.4g} is an end of the grid; widen eval.parzen_sigmas.")
+    return out
+
+
+def _stacked_metrics(
+    gen: LoadedGenerator, n: int, cfg: EvalConfig, cache: Path, device: torch.device
+) -> dict[str, Any]:
+    """Stacked MNIST's protocol (metrics/stacked.py) on n generated samples (`stacked/modes`,
+    `stacked/kl`) and on n items of the run's own stacked set, the reference (`stacked/real_modes`,
+    `stacked/real_kl`; cached). The digits are read by the classifier metric's CNN trained on up to
+    eval.real_samples digits of the set the stack draws from (the cached classifier that
+    metrics=[classifier] trains on that set); its held-out accuracy is `stacked/classifier_acc`.
+    Samples are generated and read 5,000 at a time (26,000 of 3 x 32 x 32 would take 320 MB)."""
+    from gan_cli.metrics.classifier import VERSION, load_or_train
+    from gan_cli.metrics.stacked import mode_stats, read_modes
+
+    digits = digit_config(gen.data)
+    digits_x, digits_y, digits_print = _real_of(digits, cfg.real_samples, cfg.seed)
+    classifier = f"{digits_print}-e{cfg.classifier_epochs}-v{VERSION}"
+    model, accuracy = load_or_train(
+        cache / "classifiers" / f"{classifier}.pt",
+        to_model_range(digits_x),
+        digits_y,
+        10,
+        cfg.classifier_epochs,
+        cfg.seed,
+        device,
+    )
+    z = sample_latents(gen.model, n, torch.Generator().manual_seed(cfg.seed))
+    y = torch.arange(n) % gen.num_classes if gen.conditional else None
+    read = []
+    for i in range(0, n, 5000):
+        part = y[i : i + 5000] if y is not None else None
+        x = generate(gen, z[i : i + 5000], part, cfg.batch_size, noise_seed=cfg.seed + i)
+        read.append(read_modes(model, x, device, cfg.batch_size))
+    modes, kl = mode_stats(torch.cat(read))
+    real_x, _, fingerprint = _real(gen, n, cfg.seed)
+
+    def reference() -> dict[str, float]:
+        real_modes, real_kl = mode_stats(read_modes(model, real_x, device, cfg.batch_size))
+        return {"modes": real_modes, "kl": real_kl}
+
+    ref = cached(cache / "stacked" / f"{fingerprint}-{classifier}.pt", reference)
+    out: dict[str, Any] = {
+        "stacked/modes": modes,
+        "stacked/kl": kl,
+        "stacked/real_modes": ref["modes"],
+        "stacked/real_kl": ref["kl"],
+        "stacked/classifier_acc": accuracy,
+    }
+    if len(real_x) < n:
+        _add_note(
+            out,
+            f"stacked_modes: the real reference has only data.size={len(real_x):,} items against "
+            f"{n:,} samples; the mode count and KL depend on the count.",
+        )
     return out
 
 

@@ -16,6 +16,17 @@ SET_METRICS = ("fid", "kid", "is", "pr", "classifier")
 # covariance (and the classifier's fd_floor splits the real set in halves), precision/recall take
 # 3 nearest neighbours, the Inception Score 10 splits, KID subsets of at least 2
 MIN_SAMPLES = 10
+DEFAULT_SAMPLES = 10000  # generated samples of an evaluation (eval.n_samples=null) without stacked_modes
+
+
+def sample_count(n_samples: int | None, metrics: list[str]) -> int:
+    """The generated samples an evaluation of `metrics` draws: `eval.n_samples`, or when it is null
+    the protocol's count, 26,000 when stacked_modes is among them (PacGAN's), else 10,000."""
+    if n_samples is not None:
+        return n_samples
+    from gan_cli.metrics.stacked import SAMPLES
+
+    return SAMPLES if "stacked_modes" in metrics else DEFAULT_SAMPLES
 
 
 def _metrics_need(using: list[str]) -> str:

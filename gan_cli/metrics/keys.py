@@ -15,6 +15,13 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "pr": ("precision", "recall"),
     "classifier": ("classifier/acc_real", "classifier/kl", "classifier/fd", "classifier/fd_floor"),
     "parzen": tuple(f"parzen/{p}{k}" for p in ("", "real_") for k in ("ll", "se", "sigma")),
+    "stacked_modes": (
+        "stacked/modes",
+        "stacked/kl",
+        "stacked/real_modes",
+        "stacked/real_kl",
+        "stacked/classifier_acc",
+    ),
 }
 CONDITIONAL_KEYS = {"classifier": ("classifier/cond_acc",)}  # models with labels (cgan, stylegan2)
 # a translation run's (model=cyclegan) classifier metric, metrics/translation.py
@@ -56,7 +63,7 @@ def check_result_keys(cfg: Config) -> None:
     """Refuse (ConfigError) an `eval.best`, or a `trainer.objective` of the form eval/<key>, that
     the chosen `eval.metrics` never report, naming the keys they do report; and, when the run
     evaluates, sample counts too small for its metrics."""
-    from gan_cli.metrics.features import sample_count_problems
+    from gan_cli.metrics.features import sample_count, sample_count_problems
 
     ev = cfg.eval
     metrics = [m.value for m in ev.metrics]
@@ -70,7 +77,9 @@ def check_result_keys(cfg: Config) -> None:
     shown = ", ".join(keys) if keys else "none"
     translation = cfg.model.name == ModelName.cyclegan
     problems = (
-        sample_count_problems(metrics, None if translation else ev.n_samples, ev.real_samples)
+        sample_count_problems(
+            metrics, None if translation else sample_count(ev.n_samples, metrics), ev.real_samples
+        )
         if ev.every
         else []
     )
