@@ -209,6 +209,9 @@ class ModelConfig:
     mapping_layers: int = 8
     channel_base: int = 32768
     channel_max: int = 512
+    # stylegan2: samples per group of D's minibatch-std layer (the reference's 4; 32 in its cifar
+    # config, which sees a diversity problem across the whole batch of 32)
+    mbstd_group: int = 4
 
 
 @dataclass
@@ -429,6 +432,7 @@ MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
     "model.mapping_layers": 1,
     "model.channel_base": 1,
     "model.channel_max": 1,
+    "model.mbstd_group": 1,
     "loss.r1_interval": 1,
     "loss.pl_weight": 0,
     "loss.pl_interval": 1,
@@ -783,7 +787,7 @@ def inert_settings(cfg: Config) -> list[str]:
         ("model.d_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),
         *(
             (f"model.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (stylegan2's)")
-            for key in ("w_dim", "mapping_layers", "channel_base", "channel_max")
+            for key in ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group")
         ),
         *(
             (f"loss.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (the StyleGAN2 game's)")

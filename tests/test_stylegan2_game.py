@@ -10,7 +10,7 @@ import torch
 
 from gan_cli.checkpoint import load_checkpoint
 from gan_cli.games.stylegan2 import StyleGAN2, ema_beta, lazy_ratio
-from gan_cli.schema import ConfigError, check_config
+from gan_cli.schema import ConfigError, check_config, inert_settings
 from gan_cli.trainer import Trainer
 from tests.conftest import compose_config
 from tests.test_training import fit
@@ -324,3 +324,14 @@ def test_w_space_options_are_refused_for_other_models(tmp_path):
     assert done.returncode == 0, done.stderr
     with pytest.raises(CommandError, match=r"psi=: w space is a style-based generator's \(model=stylegan2\)"):
         sample(SampleCommand(run=str(tmp_path / "run"), psi=0.7, out=str(tmp_path / "x.png")))
+
+
+def test_minibatch_std_group_follows_the_config(tmp_path):
+    """model.mbstd_group sets D's minibatch-std groups (the reference's cifar config: 32); other
+    models name it among the settings that do nothing in their run."""
+    t = sg2("model.mbstd_group=8", tmp_path=tmp_path)
+    assert t.game.D.epilogue.mbstd.group == 8
+    assert sg2(tmp_path=tmp_path / "default").game.D.epilogue.mbstd.group == 4
+    assert compose_config("experiment=stylegan2_cifar10").model.mbstd_group == 32
+    notes = inert_settings(compose_config("model=dcgan", "model.mbstd_group=8"))
+    assert any(n.startswith("model.mbstd_group") and "stylegan2's" in n for n in notes), notes

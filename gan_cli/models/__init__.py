@@ -161,7 +161,9 @@ def _stylegan2(model: ModelConfig, data: DataConfig) -> tuple[nn.Module, nn.Modu
             **size,
         )
         # D's label mapping keeps the reference's 8 layers (model.mapping_layers is G's, as its `map`)
-        d = sg2.Discriminator(data.image_size, data.channels, c_dim=c_dim, **size)
+        d = sg2.Discriminator(
+            data.image_size, data.channels, c_dim=c_dim, mbstd_group=model.mbstd_group, **size
+        )
     except ValueError as e:
         raise ModelConfigError(f"model=stylegan2: {e} (data.image_size, model.*)") from e
     return g, d
