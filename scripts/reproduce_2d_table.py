@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import reproduce_common as common
 
 # recipe name -> (data set, row label); each recipe is configs/experiment/<name>.yaml
 RECIPES = {
@@ -46,51 +45,12 @@ class Run:
     run_dir: Path
 
 
-def _env(threads: int) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-
-
-def _run(cmd: list[str], threads: int) -> None:
-    """A gan-cli subprocess; on failure, its own error output ends the script."""
-    result = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
-
-
 def train_and_eval(run: Run, overrides: list[str], threads: int) -> dict[str, float]:
-    """One `gan-train` and one `gan-eval` in subprocesses; returns the metrics and the wall time.
-    A run that already trained (time.json) is not trained again, and its eval.json is reused when it
-    has every metric of the table."""
-    time_file, eval_file = run.run_dir / "time.json", run.run_dir / "eval.json"
-    if not time_file.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "gan_cli.train",
-            f"experiment={run.recipe}",
-            f"trainer.seed={run.seed}",
-            f"hydra.run.dir={run.run_dir}",
-            "trainer.progress=false",
-            "eval.every=0",
-            *overrides,
-        ]
-        start = time.perf_counter()
-        _run(cmd, threads)
-        time_file.write_text(json.dumps({"train_s": time.perf_counter() - start}))
-    metrics = json.loads(eval_file.read_text()) if eval_file.exists() else {}
-    if not set(KEYS) <= metrics.keys():
-        _run([sys.executable, "-m", "gan_cli.eval_main", f"run={run.run_dir}", "metrics=[modes2d]"], threads)
-        metrics = json.loads(eval_file.read_text())
-    return {**metrics, **json.loads(time_file.read_text())}
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
+    """One `gan-train` and one `gan-eval` of `run`; eval.json is reused when it has every metric
+    of the table."""
+    train = [f"experiment={run.recipe}", f"trainer.seed={run.seed}", *overrides]
+    evaluate = ["metrics=[modes2d]"]
+    return common.train_and_eval(run.run_dir, train, evaluate, threads, lambda m: set(KEYS) <= m.keys())
 
 
 def table(results: dict[str, list[dict[str, float]]], jobs: int) -> str:
@@ -115,7 +75,7 @@ def table(results: dict[str, list[dict[str, float]]], jobs: int) -> str:
             cells = []
             for key, fmt in zip(KEYS, FORMATS, strict=True):
                 values = [r[key] for r in rows if r[key] is not None]  # spread: null without HQ samples
-                cells.append(fmt.format(*mean_se(values)) if values else "-")
+                cells.append(fmt.format(*common.mean_se(values)) if values else "-")
             times = [r["train_s"] for r in rows]
             label = f"{RECIPES[recipe][1]}: `experiment={recipe}`"
             lines.append(f"| {label} | {len(rows)} | {' | '.join(cells)} | {max(times):.0f} max |")

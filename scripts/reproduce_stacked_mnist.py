@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import reproduce_common as common
 
 # the stabilisers a recipe may use, switched off: a plain DCGAN in the recipe's setting
 PLAIN = ["model.pack=1", "model.mbstd=false", "model.minibatch_discrimination=false", "loss.unroll_steps=0"]
@@ -59,64 +58,19 @@ class Run:
     run_dir: Path
 
 
-def _env(threads: int) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-
-
-def _run(cmd: list[str], threads: int) -> None:
-    """A gan-cli subprocess; on failure, its own error output ends the script."""
-    result = subprocess.run(cmd, env=_env(threads), capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-3000:]}")
-
-
 def train_and_eval(
     run: Run, overrides: list[str], threads: int, samples: int, eval_sets: list[str]
 ) -> dict[str, float]:
-    """One `gan-train` and one `gan-eval` in subprocesses; returns the metrics and the wall time. A
-    run that already trained (time.json) is not trained again, and its eval.json is reused when it
-    holds the table's metrics at this sample count."""
+    """One `gan-train` and one `gan-eval` of `run`; eval.json is reused when it holds the table's
+    metrics at this sample count."""
     _, recipe, row_overrides, _ = ROWS[run.row]
-    time_file, eval_file = run.run_dir / "time.json", run.run_dir / "eval.json"
-    if not time_file.exists():
-        cmd = [
-            sys.executable,
-            "-m",
-            "gan_cli.train",
-            f"experiment={recipe}",
-            f"trainer.seed={run.seed}",
-            f"hydra.run.dir={run.run_dir}",
-            "trainer.progress=false",
-            "eval.every=0",
-            *row_overrides,
-            *overrides,
-        ]
-        start = time.perf_counter()
-        _run(cmd, threads)
-        time_file.write_text(json.dumps({"train_s": time.perf_counter() - start}))
-    metrics = json.loads(eval_file.read_text()) if eval_file.exists() else {}
-    if not set(KEYS) <= metrics.keys() or metrics.get("n_samples") != samples:
-        cmd = [
-            sys.executable,
-            "-m",
-            "gan_cli.eval_main",
-            f"run={run.run_dir}",
-            "metrics=[stacked_modes]",
-            f"eval.n_samples={samples}",
-            *eval_sets,
-        ]
-        _run(cmd, threads)
-        metrics = json.loads(eval_file.read_text())
-    return {**metrics, **json.loads(time_file.read_text())}
+    train = [f"experiment={recipe}", f"trainer.seed={run.seed}", *row_overrides, *overrides]
+    evaluate = ["metrics=[stacked_modes]", f"eval.n_samples={samples}", *eval_sets]
 
+    def reusable(metrics: dict) -> bool:
+        return set(KEYS) <= metrics.keys() and metrics.get("n_samples") == samples
 
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
+    return common.train_and_eval(run.run_dir, train, evaluate, threads, reusable)
 
 
 def worst(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -146,7 +100,7 @@ def table(results: dict[str, list[dict[str, float]]], overrides: list[str], samp
         lines += [f"| {label} | | {modes} | {kl} | | |" for label, modes, kl in PAPER[setting]]
         for row in ours:
             runs = results[row]
-            modes, kl = (mean_se([r[k] for r in runs]) for k in KEYS)
+            modes, kl = (common.mean_se([r[k] for r in runs]) for k in KEYS)
             bad = worst(runs)
             label = f"{ROWS[row][3]}: `{_command(row, overrides)}`"
             lines.append(
