@@ -61,6 +61,7 @@ class Norm(str, Enum):
     batch = "batch"
     layer = "layer"
     instance = "instance"  # per sample and channel, no affine (CycleGAN)
+    virtual_batch = "virtual_batch"  # mlp G: statistics of a fixed reference batch (Salimans et al. 2016)
     none = "none"
 
 
@@ -170,6 +171,10 @@ class ModelConfig:
     )  # mlp: hidden widths of D (input to output)
     g_activation: Activation = Activation.leaky_relu  # mlp G: relu can map whole regions of z to one point
     d_maxout: int = 0  # mlp D: > 1 = maxout units of this many pieces (the PacGAN paper's D uses 5)
+    # mlp D on points: > 0 = that many random Fourier features per point join its coordinates
+    # (Tancik et al. 2020), frequencies N(0, d_fourier_scale^2) cycles per unit of the data's scale
+    d_fourier: int = 0
+    d_fourier_scale: float = 10.0
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
     # dcgan / cgan: side of G's first feature map and D's last; 0 = auto (4 for powers of two, 7 at
@@ -184,6 +189,7 @@ class ModelConfig:
     d_norm: Norm = (
         Norm.auto
     )  # normalisation in D; auto = batch, layer norm for wgan_gp (the penalty is per sample)
+    vbn_ref_size: int = 64  # g_norm=virtual_batch: size of the reference batch of latents, drawn once
     # cgan
     embed_dim: int = 50  # cgan: length of the label embedding G sees
     cond: CondMode = CondMode.projection  # cgan: how D sees the label
@@ -522,6 +528,20 @@ def check_config(cfg: Config) -> None:
             f"model.z_truncation must be > 0 (the bound of z_prior=truncated), got {m.z_truncation}"
         )
     problems += _minibatch_discrimination_problems(cfg)
+    if m.g_norm == Norm.virtual_batch and m.name != ModelName.mlp:
+        problems.append(
+            f"model.g_norm=virtual_batch is implemented for model=mlp's generator, not model={m.name.value}; "
+            "valid here: auto, batch, layer, instance, none"
+        )
+    if m.d_norm == Norm.virtual_batch:
+        problems.append(
+            "model.d_norm=virtual_batch: virtual batch norm is a generator's normalisation (D's output "
+            "must not depend on a reference batch); valid: auto, batch, layer, instance, none"
+        )
+    if m.vbn_ref_size < 2:
+        problems.append(
+            f"model.vbn_ref_size must be >= 2 (a reference batch has statistics), got {m.vbn_ref_size}"
+        )
     if m.pack < 1 or t.batch_size % m.pack:
         problems.append(f"model.pack={m.pack} must be >= 1 and divide trainer.batch_size={t.batch_size}")
     bad_aug = [a for a in t.diffaugment if a not in ("color", "translation", "cutout")]
@@ -530,6 +550,13 @@ def check_config(cfg: Config) -> None:
     if t.diffaugment and d.dim:
         problems.append("trainer.diffaugment is for images, not vector data")
     problems += _ada_problems(cfg)
+    if m.d_fourier < 0 or (m.d_fourier and (m.name != ModelName.mlp or not d.dim)):
+        problems.append(
+            f"model.d_fourier is for the mlp D on points (data=ring8, grid25) and must be "
+            f">= 0, got {m.d_fourier} with model={m.name.value}, data={d.name.value}"
+        )
+    if m.d_fourier_scale <= 0:
+        problems.append(f"model.d_fourier_scale must be > 0, got {m.d_fourier_scale}")
     if m.d_maxout < 0 or (m.d_maxout and m.name != ModelName.mlp):
         problems.append(f"model.d_maxout is for the mlp discriminator and must be >= 0, got {m.d_maxout}")
     if m.mbstd and m.name == ModelName.cgan:
@@ -773,6 +800,12 @@ def inert_settings(cfg: Config) -> list[str]:
             f"model={m.name.value} (unconditional)",
         ),
         ("model.g_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
+        ("model.d_fourier_scale", m.d_fourier == 0, "model.d_fourier=0 (no Fourier features)"),
+        (
+            "model.vbn_ref_size",
+            m.g_norm != Norm.virtual_batch,
+            f"model.g_norm={m.g_norm.value} (the reference batch is virtual_batch's)",
+        ),
         ("model.d_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_activation", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),

@@ -1,12 +1,14 @@
 """Model shapes, logits, conditioning and DCGAN initialisation."""
 
+import math
+
 import pytest
 import torch
 
 from gan_cli.models import build_models, resolve_norms
 from gan_cli.models.dcgan import stages
 from gan_cli.models.norm import recompute_batchnorm_stats
-from gan_cli.schema import LossName, ModelName
+from gan_cli.schema import ConfigError, LossName, ModelName, check_config, inert_settings
 from tests.conftest import compose_config
 
 
@@ -172,3 +174,108 @@ def test_recompute_batchnorm_stats_averages_the_batches():
 def test_recompute_batchnorm_stats_without_batchnorm():
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     assert not recompute_batchnorm_stats(net, iter(()))
+
+
+def _vbn_generator(*over: str):
+    cfg = compose_config("model=mlp", "data=ring8", "model.z_dim=2", "model.g_norm=virtual_batch", *over)
+    torch.manual_seed(0)
+    g, _ = build_models(cfg.model, cfg.data, cfg.loss.name)
+    return cfg, g
+
+
+def test_virtual_batch_norm_makes_each_sample_independent_of_its_batch():
+    # Salimans et al. 2016: statistics of a fixed reference batch (plus the example itself), so a
+    # sample is the same alone, in any batch, in training and in sampling mode
+    cfg, g = _vbn_generator("model.g_hidden=[32,32,32]", "model.vbn_ref_size=16")
+    z = torch.randn(6, 2)
+    g.train()
+    alone = torch.cat([g(z[i : i + 1]) for i in range(6)])
+    in_batch = g(torch.cat([z, 5 * torch.randn(30, 2)]))[:6]
+    g.eval()
+    sampled = g(z)
+    assert alone.shape == (6, 2)
+    assert torch.allclose(alone, in_batch, atol=1e-6) and torch.allclose(alone, sampled, atol=1e-6)
+    # BatchNorm in training mode moves a sample with the rest of its batch
+    cfg_bn = compose_config("model=mlp", "data=ring8", "model.z_dim=2", "model.g_hidden=[32,32,32]")
+    bn, _ = build_models(cfg_bn.model, cfg_bn.data, cfg_bn.loss.name)
+    bn.train()
+    assert not torch.allclose(bn(z)[:6], bn(torch.cat([z, 5 * torch.randn(30, 2)]))[:6], atol=1e-3)
+
+
+def test_virtual_batch_norm_formula_and_reference_latents():
+    cfg, g = _vbn_generator(
+        "model.g_hidden=[8,8]", "model.vbn_ref_size=10", "model.z_components=4", "model.z_component_std=0.01"
+    )
+    assert g.z_ref.shape == (10, 2) and "z_ref" in g.state_dict()
+    # drawn from G's own prior: every reference latent sits within 5 std of a component mean
+    from gan_cli.latent import component_means
+
+    dist = torch.cdist(g.z_ref, component_means(2, 4)).min(dim=1).values
+    assert (dist < 0.05).all()
+    # the second hidden layer's norm: reference rows with their own statistics, an example with
+    # the reference's statistics and itself, each weighted 1 / (R + 1)
+    vbn = g.net[4]
+    assert type(vbn).__name__ == "VirtualBatchNorm1d"
+    with torch.no_grad():
+        vbn.weight.fill_(2.0)
+        vbn.bias.fill_(0.5)
+        x = torch.randn(10 + 3, 8, dtype=torch.float64)
+        out = vbn.double()(x)
+    ref, new = x[:10], x[10:]
+    expect_ref = (ref - ref.mean(0)) / (ref.var(0, unbiased=False) + 1e-5).sqrt() * 2 + 0.5
+    for i in range(3):
+        both = torch.cat([ref, new[i : i + 1]])
+        expect = (new[i] - both.mean(0)) / (both.var(0, unbiased=False) + 1e-5).sqrt() * 2 + 0.5
+        assert torch.allclose(out[10 + i], expect)
+    assert torch.allclose(out[:10], expect_ref)
+
+
+def test_virtual_batch_norm_reference_follows_the_seed():
+    _, a = _vbn_generator()
+    _, b = _vbn_generator()
+    assert torch.equal(a.z_ref, b.z_ref)  # same seed, same reference batch and weights
+    cfg = compose_config("model=mlp", "data=ring8", "model.z_dim=2", "model.g_norm=virtual_batch")
+    torch.manual_seed(1)
+    c, _ = build_models(cfg.model, cfg.data, cfg.loss.name)
+    assert not torch.equal(a.z_ref, c.z_ref)
+
+
+def test_fourier_features_of_each_packed_point():
+    # Tancik et al. 2020: cos and sin of fixed random projections of each point join its coordinates
+    cfg = compose_config(
+        "model=mlp", "data=ring8", "model.pack=4", "model.d_fourier=8", "model.d_fourier_scale=3"
+    )
+    torch.manual_seed(0)
+    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
+    ff = next(m for m in d.modules() if type(m).__name__ == "FourierFeatures")
+    assert ff.freqs.shape == (2, 8) and "d.net.1.freqs" in d.state_dict()
+    assert 1.5 < ff.freqs.std() < 4.5  # N(0, 3^2)
+    x = torch.randn(2, 8)  # two packs of four points
+    out = ff(x)
+    assert out.shape == (2, 8 + 4 * 16)
+    point = x[1, 4:6]  # the third point of the second pack
+    angles = 2 * math.pi * point @ ff.freqs
+    assert torch.allclose(out[1, :8], x[1])
+    assert torch.allclose(out[1, 8 + 2 * 8 : 8 + 3 * 8], angles.cos(), atol=1e-5)
+    assert torch.allclose(out[1, 8 + 32 + 2 * 8 : 8 + 32 + 3 * 8], angles.sin(), atol=1e-5)
+    assert d(torch.randn(8, 2)).shape == (2,)
+
+
+def test_virtual_batch_norm_and_fourier_config_checks():
+    with pytest.raises(ConfigError, match=r"g_norm=virtual_batch is implemented for model=mlp.*model=dcgan"):
+        check_config(compose_config("model=dcgan", "model.g_norm=virtual_batch"))
+    with pytest.raises(ConfigError, match=r"model.d_norm=virtual_batch: .*a generator's normalisation"):
+        check_config(compose_config("model=mlp", "model.d_norm=virtual_batch"))
+    with pytest.raises(ConfigError, match=r"model.vbn_ref_size must be >= 2 .*got 1"):
+        check_config(compose_config("model=mlp", "model.g_norm=virtual_batch", "model.vbn_ref_size=1"))
+    with pytest.raises(ConfigError, match=r"model.d_fourier is for the mlp D on points .*data=fake"):
+        check_config(compose_config("model=mlp", "model.d_fourier=16"))
+    with pytest.raises(ConfigError, match=r"model.d_fourier_scale must be > 0, got -1"):
+        bad_scale = ("model.d_fourier=4", "model.d_fourier_scale=-1")
+        check_config(compose_config("experiment=ring8_best", *bad_scale, tiny=False))
+    notes = " ".join(inert_settings(compose_config("model=mlp", "model.vbn_ref_size=32")))
+    assert "model.vbn_ref_size=32 has no effect with model.g_norm=auto" in notes
+    notes = " ".join(inert_settings(compose_config("model=mlp", "data=ring8", "model.d_fourier_scale=3")))
+    assert "model.d_fourier_scale=3.0 has no effect with model.d_fourier=0" in notes
+    good = ("experiment=ring8_best", "model.g_norm=virtual_batch", "model.d_fourier=4")
+    check_config(compose_config(*good, tiny=False))

@@ -19,6 +19,8 @@ from tests.conftest import TINY, compose_config, run_cli
 from tests.test_training import fit
 
 PAIRS = [("dcgan", "nonsaturating"), ("cgan", "hinge"), ("mlp", "wgan_gp")]
+# extra overrides: G with virtual batch norm (its reference latents travel in the checkpoint)
+VARIANTS = [(m, loss, ()) for m, loss in PAIRS] + [("mlp", "lsgan", ("model.g_norm=virtual_batch",))]
 
 
 def assert_same_state(a: Trainer, b: Trainer) -> None:
@@ -38,10 +40,10 @@ def assert_same_state(a: Trainer, b: Trainer) -> None:
     assert torch.equal(a.game.fixed_z, b.game.fixed_z)
 
 
-@pytest.mark.parametrize("model,loss", PAIRS)
-def test_stop_and_resume_equals_straight_run(model, loss, tmp_path):
+@pytest.mark.parametrize("model,loss,extra", VARIANTS)
+def test_stop_and_resume_equals_straight_run(model, loss, extra, tmp_path):
     # 64 items / batch 8 = 8 batches an epoch; k=5 G steps stops mid-epoch (n_critic 5: mid-epoch too)
-    over = [f"model={model}", f"loss={loss}", "trainer.log_every=2"]
+    over = [f"model={model}", f"loss={loss}", "trainer.log_every=2", *extra]
     straight = Trainer(compose_config(*over, "trainer.steps=9"), tmp_path / "a")
     fit(straight, tmp_path / "a")
 

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+from omegaconf import OmegaConf
+
 from tests.conftest import REPO
 
 
@@ -43,6 +45,8 @@ def test_reproduce_2d_table_runs_seeds_and_writes_the_table(tmp_path):
             "ring8",
             "--seeds",
             "2",
+            "--threads",
+            "1,2",
             "--out",
             str(out),
             "--",
@@ -57,20 +61,23 @@ def test_reproduce_2d_table_runs_seeds_and_writes_the_table(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = json.loads((out / "runs.json").read_text())["ring8"]
-    assert [r["seed"] for r in runs] == [0, 1]
-    for r, seed in zip(runs, (0, 1), strict=True):
-        # the table's numbers are gan-eval's, of that seed's run
-        assert r == {
-            **r,
-            **{
-                k: v
-                for k, v in json.loads((out / "ring8" / f"seed{seed}" / "eval.json").read_text()).items()
-                if k in r
-            },
-        }
+    assert [(r["seed"], r["threads"]) for r in runs] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for r in runs:
+        # the table's numbers are gan-eval's, of that seed's run with that thread count
+        run_dir = out / "ring8" / f"seed{r['seed']}_threads{r['threads']}"
+        evaluated = json.loads((run_dir / "eval.json").read_text())
+        assert r == {**r, **{k: v for k, v in evaluated.items() if k in r}}
+        assert OmegaConf.load(run_dir / ".hydra" / "config.yaml").trainer.threads == r["threads"]
         assert 0 <= r["modes2d/modes"] <= 8 and 0 <= r["modes2d/hq_pct"] <= 100
     md = (out / "table.md").read_text()
-    mean = sum(r["modes2d/modes"] for r in runs) / 2
+    mean = sum(r["modes2d/modes"] for r in runs) / 4
     assert "| PacGAN4 (paper) | | 7.8 | 95.9 | 0.07 | - | |" in md
     assert "| reverse KL | spread (data: 1) |" in md
-    assert f"| plain GAN (gan-cli): `experiment=ring8` | 2 | {mean:.2f} ± " in md
+    assert f"| plain GAN (gan-cli): `experiment=ring8` | 4 (2 x 1/2) | {mean:.2f} ± " in md
+    # the worst run per column, named by its seed and thread count
+    fewest = min(runs, key=lambda r: r["modes2d/modes"])
+    lowest = min(runs, key=lambda r: r["modes2d/hq_pct"])
+    row = next(line for line in md.splitlines() if line.startswith("| ... its worst run"))
+    cells = [c.strip() for c in row.split("|")[3:7]]
+    assert cells[0] == f"{fewest['modes2d/modes']:.0f} (seed {fewest['seed']}, {fewest['threads']} thr)"
+    assert cells[1] == f"{lowest['modes2d/hq_pct']:.1f} (seed {lowest['seed']}, {lowest['threads']} thr)"

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from gan_cli.data.embedded import mixture_scale
 from gan_cli.errors import ModelConfigError
+from gan_cli.latent import sample_latents
 from gan_cli.models.cgan import CGANDiscriminator, CGANGenerator
 from gan_cli.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from gan_cli.models.dcgan import DCGANDiscriminator, DCGANGenerator, stages
@@ -188,9 +189,22 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             tanh=not data.dim,
             activation=model.g_activation.value,
             scale=scale,
+            ref_size=model.vbn_ref_size,
         )
+        if g.ref_size:  # virtual batch norm's reference latents, drawn once from the prior
+            seed = int(torch.randint(2**62, ()))  # from the seeded global stream, as the weights
+            g.set_reference(sample_latents(model, g.ref_size, torch.Generator().manual_seed(seed)))
         d = MLPDiscriminator(
-            d_shape, list(model.d_hidden), d_norm, model.mbstd, scale=scale, maxout=model.d_maxout, **mbd
+            d_shape,
+            list(model.d_hidden),
+            d_norm,
+            model.mbstd,
+            scale=scale,
+            maxout=model.d_maxout,
+            **mbd,
+            fourier=model.d_fourier,
+            fourier_scale=model.d_fourier_scale,
+            point_dim=data.dim,
         )
         return g, d
     if data.dim:

@@ -20,9 +20,44 @@ def norm_2d(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-def norm_1d(kind: str, features: int) -> nn.Module:
+class VirtualBatchNorm1d(nn.Module):
+    """Virtual batch normalisation (Salimans et al. 2016, "Improved Techniques for Training GANs",
+    sec. 3.4): each example is normalised with the statistics of a reference batch fixed once at
+    the start, together with itself, so an example's output depends on nothing else in its batch.
+
+    BatchNorm's batch statistics move every sample of a batch together; a generator can lean on that
+    batch-to-batch jitter for the variety D asks of it and loses it at sampling time, when running
+    statistics replace it (2-D mixtures: clusters half as wide as the data's). Here training and
+    sampling compute the same function, and the gradient still flows through the statistics.
+
+    Input (R + N, features): rows [:R] are the reference batch (normalised with its own statistics,
+    so that the next layer gets its reference activations), rows [R:] the examples; affine as
+    BatchNorm's (weight 1, bias 0 at the start)."""
+
+    def __init__(self, features: int, ref_size: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.ref_size, self.eps = ref_size, eps
+        self.weight = nn.Parameter(torch.ones(features))
+        self.bias = nn.Parameter(torch.zeros(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.ref_size
+        ref, new = x[:r], x[r:]
+        mean, mean_sq = ref.mean(0), ref.pow(2).mean(0)
+        ref_out = (ref - mean) * torch.rsqrt((mean_sq - mean.pow(2)).clamp_min(0) + self.eps)
+        w = 1.0 / (r + 1)  # each example counts as one more member of the reference batch
+        m = (1 - w) * mean + w * new
+        m_sq = (1 - w) * mean_sq + w * new.pow(2)
+        new_out = (new - m) * torch.rsqrt((m_sq - m.pow(2)).clamp_min(0) + self.eps)
+        return torch.cat([ref_out, new_out]) * self.weight + self.bias
+
+
+def norm_1d(kind: str, features: int, ref_size: int = 0) -> nn.Module:
+    """Feature normalisation of (N, features); 'virtual_batch' needs the reference batch's size."""
     if kind == "batch":
         return nn.BatchNorm1d(features)
+    if kind == "virtual_batch":
+        return VirtualBatchNorm1d(features, ref_size)
     if kind == "layer":
         return nn.LayerNorm(features)
     return nn.Identity()
