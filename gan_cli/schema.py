@@ -171,10 +171,6 @@ class ModelConfig:
     )  # mlp: hidden widths of D (input to output)
     g_activation: Activation = Activation.leaky_relu  # mlp G: relu can map whole regions of z to one point
     d_maxout: int = 0  # mlp D: > 1 = maxout units of this many pieces (the PacGAN paper's D uses 5)
-    # mlp D on points: > 0 = that many random Fourier features per point join its coordinates
-    # (Tancik et al. 2020), frequencies N(0, d_fourier_scale^2) cycles per unit of the data's scale
-    d_fourier: int = 0
-    d_fourier_scale: float = 10.0
     # dcgan / cgan: feature maps of the widest layer is g_channels * 2**(blocks-1)
     g_channels: int = 64
     # dcgan / cgan: side of G's first feature map and D's last; 0 = auto (4 for powers of two, 7 at
@@ -550,13 +546,6 @@ def check_config(cfg: Config) -> None:
     if t.diffaugment and d.dim:
         problems.append("trainer.diffaugment is for images, not vector data")
     problems += _ada_problems(cfg)
-    if m.d_fourier < 0 or (m.d_fourier and (m.name != ModelName.mlp or not d.dim)):
-        problems.append(
-            f"model.d_fourier is for the mlp D on points (data=ring8, grid25) and must be "
-            f">= 0, got {m.d_fourier} with model={m.name.value}, data={d.name.value}"
-        )
-    if m.d_fourier_scale <= 0:
-        problems.append(f"model.d_fourier_scale must be > 0, got {m.d_fourier_scale}")
     if m.d_maxout < 0 or (m.d_maxout and m.name != ModelName.mlp):
         problems.append(f"model.d_maxout is for the mlp discriminator and must be >= 0, got {m.d_maxout}")
     if m.mbstd and m.name == ModelName.cgan:
@@ -800,7 +789,6 @@ def inert_settings(cfg: Config) -> list[str]:
             f"model={m.name.value} (unconditional)",
         ),
         ("model.g_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
-        ("model.d_fourier_scale", m.d_fourier == 0, "model.d_fourier=0 (no Fourier features)"),
         (
             "model.vbn_ref_size",
             m.g_norm != Norm.virtual_batch,

@@ -1,7 +1,5 @@
 """Model shapes, logits, conditioning and DCGAN initialisation."""
 
-import math
-
 import pytest
 import torch
 
@@ -240,42 +238,14 @@ def test_virtual_batch_norm_reference_follows_the_seed():
     assert not torch.equal(a.z_ref, c.z_ref)
 
 
-def test_fourier_features_of_each_packed_point():
-    # Tancik et al. 2020: cos and sin of fixed random projections of each point join its coordinates
-    cfg = compose_config(
-        "model=mlp", "data=ring8", "model.pack=4", "model.d_fourier=8", "model.d_fourier_scale=3"
-    )
-    torch.manual_seed(0)
-    _, d = build_models(cfg.model, cfg.data, cfg.loss.name)
-    ff = next(m for m in d.modules() if type(m).__name__ == "FourierFeatures")
-    assert ff.freqs.shape == (2, 8) and "d.net.1.freqs" in d.state_dict()
-    assert 1.5 < ff.freqs.std() < 4.5  # N(0, 3^2)
-    x = torch.randn(2, 8)  # two packs of four points
-    out = ff(x)
-    assert out.shape == (2, 8 + 4 * 16)
-    point = x[1, 4:6]  # the third point of the second pack
-    angles = 2 * math.pi * point @ ff.freqs
-    assert torch.allclose(out[1, :8], x[1])
-    assert torch.allclose(out[1, 8 + 2 * 8 : 8 + 3 * 8], angles.cos(), atol=1e-5)
-    assert torch.allclose(out[1, 8 + 32 + 2 * 8 : 8 + 32 + 3 * 8], angles.sin(), atol=1e-5)
-    assert d(torch.randn(8, 2)).shape == (2,)
-
-
-def test_virtual_batch_norm_and_fourier_config_checks():
+def test_virtual_batch_norm_config_checks():
     with pytest.raises(ConfigError, match=r"g_norm=virtual_batch is implemented for model=mlp.*model=dcgan"):
         check_config(compose_config("model=dcgan", "model.g_norm=virtual_batch"))
     with pytest.raises(ConfigError, match=r"model.d_norm=virtual_batch: .*a generator's normalisation"):
         check_config(compose_config("model=mlp", "model.d_norm=virtual_batch"))
     with pytest.raises(ConfigError, match=r"model.vbn_ref_size must be >= 2 .*got 1"):
         check_config(compose_config("model=mlp", "model.g_norm=virtual_batch", "model.vbn_ref_size=1"))
-    with pytest.raises(ConfigError, match=r"model.d_fourier is for the mlp D on points .*data=fake"):
-        check_config(compose_config("model=mlp", "model.d_fourier=16"))
-    with pytest.raises(ConfigError, match=r"model.d_fourier_scale must be > 0, got -1"):
-        bad_scale = ("model.d_fourier=4", "model.d_fourier_scale=-1")
-        check_config(compose_config("experiment=ring8_best", *bad_scale, tiny=False))
     notes = " ".join(inert_settings(compose_config("model=mlp", "model.vbn_ref_size=32")))
     assert "model.vbn_ref_size=32 has no effect with model.g_norm=auto" in notes
-    notes = " ".join(inert_settings(compose_config("model=mlp", "data=ring8", "model.d_fourier_scale=3")))
-    assert "model.d_fourier_scale=3.0 has no effect with model.d_fourier=0" in notes
-    good = ("experiment=ring8_best", "model.g_norm=virtual_batch", "model.d_fourier=4")
+    good = ("experiment=ring8_best", "model.g_norm=virtual_batch")
     check_config(compose_config(*good, tiny=False))

@@ -202,9 +202,6 @@ def _build(model: ModelConfig, data: DataConfig, loss: LossName) -> tuple[nn.Mod
             scale=scale,
             maxout=model.d_maxout,
             **mbd,
-            fourier=model.d_fourier,
-            fourier_scale=model.d_fourier_scale,
-            point_dim=data.dim,
         )
         return g, d
     if data.dim:

@@ -66,21 +66,6 @@ class MLPGenerator(nn.Module):
         return x if self.scale is None else x * self.scale
 
 
-class FourierFeatures(nn.Module):
-    """(N, k * point_dim) -> (N, k * point_dim + k * 2 * features): each of the k points' coordinates
-    followed by cos(2 pi B x) and sin(2 pi B x) of its own, B (point_dim, features) ~ N(0, scale^2)
-    fixed at construction (Tancik et al. 2020)."""
-
-    def __init__(self, point_dim: int, features: int, scale: float) -> None:
-        super().__init__()
-        self.point_dim = point_dim
-        self.register_buffer("freqs", torch.randn(point_dim, features) * scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        angles = (2 * math.pi) * (x.view(len(x), -1, self.point_dim) @ self.freqs.to(x.dtype))
-        return torch.cat([x, angles.cos().flatten(1), angles.sin().flatten(1)], dim=1)
-
-
 class MLPDiscriminator(nn.Module):
     """x -> hidden... -> 1 logit per sample."""
 
@@ -94,19 +79,11 @@ class MLPDiscriminator(nn.Module):
         maxout: int = 0,
         mbd_kernels: int = 0,
         mbd_dim: int = 5,
-        fourier: int = 0,
-        fourier_scale: float = 10.0,
-        point_dim: int = 0,
     ) -> None:
         """`maxout` > 1: each hidden unit is the max of that many linear pieces (Goodfellow et al.
         2013; the PacGAN paper's D) instead of a LeakyReLU. `mbd_kernels` > 0: minibatch
         discrimination's features (that many kernels of `mbd_dim`) join the last hidden features
-        (after the minibatch-std column, when on) before the output layer. `fourier` > 0 (points
-        of `point_dim` coordinates, several per input when packed): cos and sin of that many random
-        projections 2 pi B x of each point, B ~ N(0, fourier_scale^2) drawn once (a buffer), join
-        its coordinates. A ReLU network learns fine detail slowly (its spectral bias; Tancik et al.
-        2020, "Fourier features let networks learn high frequency functions"); a D that cannot tell
-        a cluster of width 0.01 from a narrower one lets G shrink its clusters."""
+        (after the minibatch-std column, when on) before the output layer."""
         super().__init__()
         if scale is not None:  # vector data: inputs in units of the data's scale
             self.register_buffer("scale", torch.tensor(float(scale)))
@@ -114,9 +91,6 @@ class MLPDiscriminator(nn.Module):
             self.scale = None
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
-        if fourier:
-            layers.append(FourierFeatures(point_dim, fourier, fourier_scale))
-            width += 2 * fourier * (width // point_dim)
         for i, h in enumerate(hidden):
             use_norm = norm if i > 0 else "none"
             if maxout > 1:
