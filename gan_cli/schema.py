@@ -234,6 +234,10 @@ class LossConfig:
     # weight relative to it (0 = off; needs data.a and data.b with the same channels)
     cycle_weight: float = 10.0
     identity_weight: float = 0.5
+    # cyclegan: CyCADA's semantic consistency (Hoffman et al. 2018, eq. 4), 0 = off: a classifier of
+    # domain A, trained once on A's labels and frozen, must give a translation the class it gives
+    # the untranslated image, both ways (needs a labelled data.a)
+    semantic_weight: float = 0.0
     # stylegan2 (Karras et al. 2020): lazy R1 every r1_interval D steps (its weight loss.r1_gamma),
     # path-length regularisation (weight 0 = off; 2 in the paper) every pl_interval G steps on
     # batch / pl_batch_shrink samples, and style mixing with this probability
@@ -445,6 +449,7 @@ MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
     "trainer.ema_rampup": 0,
     "loss.cycle_weight": 0,
     "loss.identity_weight": 0,
+    "loss.semantic_weight": 0,
     "loss.gp_weight": 0,
     "loss.r1_gamma": 0,
     "optim.weight_decay": 0,
@@ -753,6 +758,12 @@ def _translation_problems(cfg: Config) -> list[str]:
         problems.append(
             f"model=cyclegan needs a data.image_size that is a multiple of 4 and >= 8, got {d.image_size}"
         )
+    if cfg.loss.semantic_weight and d.a.num_classes < 2:
+        problems.append(
+            f"loss.semantic_weight={cfg.loss.semantic_weight} trains a classifier on domain A's labels, "
+            f"but data.a={d.a.name.value} has none (data.a.num_classes={d.a.num_classes}); use a labelled "
+            "set as domain A (e.g. data=digits2mnist) or loss.semantic_weight=0"
+        )
     if cfg.loss.identity_weight and d.a.channels != d.b.channels:
         problems.append(
             f"loss.identity_weight={cfg.loss.identity_weight} compares G_AB(b) with b, which needs both "
@@ -859,6 +870,7 @@ def inert_settings(cfg: Config) -> list[str]:
         ("model.d_layers", m.name != ModelName.cyclegan, f"model={m.name.value} (cyclegan's discriminator)"),
         ("loss.cycle_weight", m.name != ModelName.cyclegan, f"model={m.name.value} (no cycle)"),
         ("loss.identity_weight", m.name != ModelName.cyclegan, f"model={m.name.value} (no identity loss)"),
+        ("loss.semantic_weight", m.name != ModelName.cyclegan, f"model={m.name.value} (no translation)"),
         ("trainer.pool_size", m.name != ModelName.cyclegan, f"model={m.name.value} (no image pool)"),
         (
             "model.z_dim",

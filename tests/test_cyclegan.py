@@ -88,6 +88,49 @@ def test_losses_against_hand_computed_values(tmp_path):
     assert values["d_a/fake"] == pytest.approx(torch.sigmoid(torch.tensor(0.05)).item())
 
 
+class MeanClassifier(nn.Module):
+    """Two-class logits (10 m, -10 m) of an image's mean m: class 0 for bright images."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([10 * m, -10 * m], dim=1)
+
+
+def test_semantic_loss_against_hand_computed_values(tmp_path):
+    over = ("trainer.pool_size=0", "loss.semantic_weight=2", "eval.classifier_epochs=1")
+    trainer = Trainer(tiny(*over, f"eval.cache_dir={tmp_path / 'cache'}"), tmp_path)
+    game = trainer.game
+    # the classifier of domain A was trained on A's labels, cached, and is frozen
+    assert type(game.f_a).__name__ == "SmallClassifier" and not game.f_a.training
+    assert not any(p.requires_grad for p in game.f_a.parameters())
+    assert len(list((tmp_path / "cache" / "classifiers").glob("semantic-*.pt"))) == 1
+    game.G_AB, game.G_BA, game.D_A, game.D_B = Scale(2.0), Scale(0.25), MeanLogit(), MeanLogit()
+    game.f_a = MeanClassifier()
+    game.g_params = [game.G_AB.w, game.G_BA.w]
+    game.d_params = [game.D_A.b, game.D_B.b]
+    game.opt_g = torch.optim.SGD(game.g_params, lr=0.0)
+    game.opt_d = torch.optim.SGD(game.d_params, lr=0.0)
+    a, b = torch.full((4, 1, 16, 16), 0.1), torch.full((4, 1, 16, 16), -0.2)
+    game.batches_a.next = lambda: (a, None)
+    game.batches_b.next = lambda: (b, None)
+    values = dict(zip(game.fields, game.train_step().tolist(), strict=True))
+    # f_A: a -> class 0, b -> class 1; fake_b = G_AB(a) = 0.2 (logits 2, -2), fake_a = G_BA(b) =
+    # -0.05 (logits -0.5, 0.5); cross-entropy against the source's class, times the weight 2
+    ce_ab = float(np.log1p(np.exp(-4.0)))
+    ce_ba = float(np.log1p(np.exp(-1.0)))
+    assert values["loss/semantic"] == pytest.approx(2 * (ce_ab + ce_ba))
+    cycle = 10 * (abs(0.05 - 0.1) + abs(-0.1 + 0.2))
+    identity = 0.5 * 10 * (abs(-0.4 + 0.2) + abs(0.025 - 0.1))
+    adversarial = (0.2 - 1) ** 2 + (-0.05 - 1) ** 2
+    assert values["loss/g"] == pytest.approx(adversarial + cycle + identity + 2 * (ce_ab + ce_ba))
+
+
+def test_semantic_loss_needs_labels_in_domain_a():
+    with pytest.raises(ConfigError, match=r"loss.semantic_weight=1.0 trains a classifier on domain A's"):
+        check_config(tiny("loss.semantic_weight=1", "data.a.num_classes=0"))
+    check_config(tiny("loss.semantic_weight=1"))
+
+
 def test_nonsaturating_terms_follow_the_reference_scale(tmp_path):
     trainer = Trainer(tiny("loss=nonsaturating", "trainer.pool_size=0", "loss.identity_weight=0"), tmp_path)
     game = trainer.game
@@ -134,7 +177,8 @@ def _tensors(state, prefix=""):
         yield prefix[:-1], state
 
 
-def test_stopped_and_resumed_equals_straight(tmp_path):
+@pytest.mark.parametrize("semantic", [False, True])
+def test_stopped_and_resumed_equals_straight(semantic, tmp_path):
     # the schedule decays over a fixed horizon, so the 3-step first part learns as the straight run
     over = [
         "trainer.pool_size=3",
@@ -142,6 +186,8 @@ def test_stopped_and_resumed_equals_straight(tmp_path):
         "trainer.log_every=2",
         "optim.schedule_steps=6",
     ]
+    if semantic:  # CyCADA's frozen classifier: the same one (from its cache) after the restart
+        over += ["loss.semantic_weight=1", "eval.classifier_epochs=1", f"eval.cache_dir={tmp_path / 'cache'}"]
     straight = Trainer(tiny(*over, "trainer.steps=6"), tmp_path / "a")
     fit(straight, tmp_path / "a")
     first = Trainer(tiny(*over, "trainer.steps=3"), tmp_path / "b")

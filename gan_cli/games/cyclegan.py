@@ -7,11 +7,16 @@ domain B images. A step, as in the authors' code (junyanz/pytorch-CycleGAN-and-p
     G step (D frozen): adv(D_B(fake_b)) + adv(D_A(fake_a))
                        + cycle_weight * (|rec_a - a|_1 + |rec_b - b|_1)
                        + identity_weight * cycle_weight * (|G_AB(b) - b|_1 + |G_BA(a) - a|_1)
+                       + semantic_weight * (CE(f_A(fake_b), argmax f_A(a)) + CE(f_A(fake_a), argmax f_A(b)))
     D step: each D on its real batch and on fakes drawn through an image pool of past fakes
 
 Both generators share one optimizer, as do both discriminators. The adversarial terms take any
 loss variant of losses.py, scaled to the authors' criterion (see REFERENCE_SCALE), so that the
 default cycle weight of 10 means what it means there.
+
+Cycle-consistency is met as well by a map that swaps classes (a 1 drawn as a 7 and back); the
+optional semantic term of CyCADA (Hoffman et al. 2018, eq. 4) adds a frozen classifier f_A of
+domain A, trained on A's labels, whose class for an image must survive its translation.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class CycleGAN(Game):
         "loss/g",
         "loss/cycle",
         "loss/identity",
+        "loss/semantic",
         "d_a/real",
         "d_a/fake",
         "d_b/real",
@@ -99,6 +105,11 @@ class CycleGAN(Game):
         self.loss = LOSSES[cfg.loss.name.value]
         self.probabilistic = self.loss.probabilistic
         self.d_scale, self.g_scale = REFERENCE_SCALE.get(cfg.loss.name.value, DEFAULT_SCALE)
+        self.f_a: nn.Module | None = None  # CyCADA's frozen domain-A classifier (loss.semantic_weight)
+        if cfg.loss.semantic_weight:
+            from gan_cli.metrics.translation import semantic_classifier
+
+            self.f_a = semantic_classifier(data.a, cfg.eval, device)
 
         # pools of past fakes, the augmentation stream, and fixed inputs for every grid
         self.pool_a = ImagePool(t.pool_size, self.stream_seed + 11, device)
@@ -146,7 +157,10 @@ class CycleGAN(Game):
                     * lc.cycle_weight
                     * (cycle_l1(self.G_AB(real_b), real_b) + cycle_l1(self.G_BA(real_a), real_a))
                 )
-            loss_g = self.g_scale * adv + cycle + identity
+            semantic = torch.zeros((), device=self.device)
+            if self.f_a is not None:
+                semantic = lc.semantic_weight * self.semantic_loss(real_a, real_b, fake_a, fake_b)
+            loss_g = self.g_scale * adv + cycle + identity + semantic
         gn_g = self.update(self.g_params, self.opt_g, self.scaler_g, loss_g)
         for p in self.d_params:
             p.requires_grad_(True)
@@ -174,6 +188,7 @@ class CycleGAN(Game):
                 loss_g.detach().float(),
                 cycle.detach().float(),
                 identity.detach().float(),
+                semantic.detach().float(),
                 torch.sigmoid(real_logits_a.detach()).mean(),
                 torch.sigmoid(fake_logits_a.detach()).mean(),
                 torch.sigmoid(real_logits_b.detach()).mean(),
@@ -182,6 +197,20 @@ class CycleGAN(Game):
                 gn_g.float(),
                 *rt,
             ]
+        )
+
+    def semantic_loss(self, real_a: Tensor, real_b: Tensor, fake_a: Tensor, fake_b: Tensor) -> Tensor:
+        """CyCADA's L_sem (Hoffman et al. 2018, eq. 4): cross-entropy of f_A on each translation
+        against f_A's class of its source image (f_A frozen; B images in A's channels). Scalar."""
+        from gan_cli.metrics.translation import as_channels
+
+        assert self.f_a is not None
+        c = self.cfg.data.a.channels  # type: ignore[union-attr]
+        with torch.no_grad():
+            label_a = self.f_a(real_a).argmax(1)
+            label_b = self.f_a(as_channels(real_b, c)).argmax(1)
+        return F.cross_entropy(self.f_a(as_channels(fake_b, c)).float(), label_a) + F.cross_entropy(
+            self.f_a(fake_a).float(), label_b
         )
 
     # ---- looking at it --------------------------------------------------------------------

@@ -51,6 +51,30 @@ def _real(dom: DomainConfig, n: int, seed: int, section: str) -> tuple[Tensor, T
     return x, y, f"{dom.name.value}-{tuple(x.shape)}-{digest.hexdigest()[:16]}"
 
 
+def semantic_classifier(dom: DomainConfig, cfg: EvalConfig, device: torch.device) -> torch.nn.Module:
+    """The frozen classifier of CyCADA's semantic consistency loss (Hoffman et al. 2018): the
+    project's small CNN trained on every labelled image of domain `dom` (data.a), cached in
+    eval.cache_dir. Its seed is eval.seed + 1, so the classifier the evaluation reads domain A with
+    (eval.seed, eval.real_samples images) is another one. Returns it in eval mode, weights frozen.
+
+    Raises EvalError when the domain has no labels."""
+    from gan_cli.metrics.classifier import VERSION, load_or_train
+
+    if not dom.num_classes:
+        raise EvalError(f"the semantic loss needs labels in domain A; data.a={dom.name.value} has none.")
+    x, y, fingerprint = _real(dom, 10**9, cfg.seed, "data.a")
+    path = Path(cfg.cache_dir).expanduser() / "classifiers"
+    path = path / f"semantic-{fingerprint}-e{cfg.classifier_epochs}-s{cfg.seed + 1}-v{VERSION}.pt"
+    # training it (once; later runs read the cache) must leave the run's random stream as it was
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model, _ = load_or_train(
+            path, to_model_range(x), y, dom.num_classes, cfg.classifier_epochs, cfg.seed + 1, device
+        )
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def evaluate_translation(
     tr: LoadedTranslator, metrics: list[str], cfg: EvalConfig, device: torch.device
 ) -> dict[str, Any]:
@@ -90,7 +114,7 @@ def evaluate_translation(
         moved = tr.translate(x, direction, cfg.batch_size)
         back = tr.translate(moved, "b2a" if direction == "a2b" else "a2b", cfg.batch_size)
         logits, f_moved = predict(classifier, moved, device)
-        raw_logits, _ = predict(classifier, _channels(x, x_dst.shape[1]), device)
+        raw_logits, _ = predict(classifier, as_channels(x, x_dst.shape[1]), device)
         _, f_real = predict(classifier, x_dst, device)
         half = len(f_real) // 2
         perm = torch.randperm(len(f_real), generator=torch.Generator().manual_seed(cfg.seed))
@@ -104,7 +128,7 @@ def evaluate_translation(
     return out
 
 
-def _channels(x: Tensor, channels: int) -> Tensor:
+def as_channels(x: Tensor, channels: int) -> Tensor:
     """Grey to RGB by repetition, RGB to grey by the mean: an untranslated image as the other
     domain's classifier can take it."""
     if x.shape[1] == channels:
