@@ -104,15 +104,21 @@ def predict(
 
 
 def load_or_train(
-    path: Path, x: Tensor, y: Tensor, num_classes: int, epochs: int, seed: int, device: torch.device
+    path: Path,
+    x: Tensor,
+    y: Tensor,
+    num_classes: int,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    purpose: str = "evaluation",
 ) -> tuple[SmallClassifier, float]:
-    """A cached classifier for this exact real set, or a newly trained (and cached) one."""
+    """A cached classifier for this exact real set, or a newly trained (and cached) one;
+    `purpose` names it in the message printed while it trains."""
     from gan_cli.checkpoint import cached
 
     def train() -> dict[str, object]:
-        print(
-            f"training the evaluation classifier on {len(x)} real images (cached at {path}) ...", flush=True
-        )
+        print(f"training the {purpose} classifier on {len(x)} real images (cached at {path}) ...", flush=True)
         model, accuracy = train_classifier(x, y, num_classes, epochs, seed, device)
         return {"weights": model.state_dict(), "accuracy": accuracy}
 

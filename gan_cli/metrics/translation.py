@@ -68,7 +68,14 @@ def semantic_classifier(dom: DomainConfig, cfg: EvalConfig, device: torch.device
     # training it (once; later runs read the cache) must leave the run's random stream as it was
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model, _ = load_or_train(
-            path, to_model_range(x), y, dom.num_classes, cfg.classifier_epochs, cfg.seed + 1, device
+            path,
+            to_model_range(x),
+            y,
+            dom.num_classes,
+            cfg.classifier_epochs,
+            cfg.seed + 1,
+            device,
+            purpose="semantic-loss (domain A)",
         )
     for p in model.parameters():
         p.requires_grad_(False)
