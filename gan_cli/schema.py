@@ -805,6 +805,11 @@ def inert_settings(cfg: Config) -> list[str]:
             m.g_norm != Norm.virtual_batch,
             f"model.g_norm={m.g_norm.value} (the reference batch is virtual_batch's)",
         ),
+        (
+            "trainer.ema_bn_batches",
+            m.g_norm == Norm.virtual_batch,
+            "model.g_norm=virtual_batch (no running statistics to recompute)",
+        ),
         ("model.d_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_activation", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),
         ("model.g_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),

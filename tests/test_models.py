@@ -247,5 +247,9 @@ def test_virtual_batch_norm_config_checks():
         check_config(compose_config("model=mlp", "model.g_norm=virtual_batch", "model.vbn_ref_size=1"))
     notes = " ".join(inert_settings(compose_config("model=mlp", "model.vbn_ref_size=32")))
     assert "model.vbn_ref_size=32 has no effect with model.g_norm=auto" in notes
+    notes = " ".join(
+        inert_settings(compose_config("model=mlp", "model.g_norm=virtual_batch", "trainer.ema_bn_batches=2"))
+    )
+    assert "trainer.ema_bn_batches=2 has no effect with model.g_norm=virtual_batch" in notes
     good = ("experiment=ring8_best", "model.g_norm=virtual_batch")
     check_config(compose_config(*good, tiny=False))
