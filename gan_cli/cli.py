@@ -21,6 +21,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from gan_cli.errors import UserError
+from gan_cli.finish import finish
 from gan_cli.resume import CONTINUED_IN, find_previous_run, finished_metrics, resume_config
 from gan_cli.schema import GROUPS, Config, check_config, inert_settings, register, valid_keys
 from gan_cli.shell import command, hydra_value, override, shell_word
@@ -710,8 +711,7 @@ def train_main() -> None:
         _report(str(e))
         sys.exit(2)
     _hydra_train()
-    if sweep.failed_jobs:
-        sys.exit(1)
+    finish(1 if sweep.failed_jobs else 0)
 
 
 if __name__ == "__main__":

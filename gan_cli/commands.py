@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gan_cli.errors import CommandError, UserError
+from gan_cli.finish import finish
 from gan_cli.schema import EvalConfig, MetricName
 
 
@@ -135,6 +136,7 @@ def _run_main(fn: Any, schema: type | None, prog: str) -> None:
 
     try:
         fn(parse(schema, sys.argv[1:], prog) if schema else sys.argv[1:])
+        finish()
     except Exception as e:  # noqa: BLE001 - what a user can fix is one paragraph; a bug keeps its traceback
         message = describe_failure(e) if not isinstance(e, UserError) else str(e)
         if message is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -372,12 +374,12 @@ def translate_images(tr: Any, cmd: SampleCommand, target: SampleTarget) -> Path:
     x, names = read_translation_input(Path(cmd.input).expanduser(), source.channels, tr.data.image_size)
     y = tr.translate(x, direction, cmd.batch_size)
     if target.kind == "folder" and target.folder_format == SampleFormat.png and names is not None:
-        from torchvision.utils import save_image
+        from gan_cli.logs import save_png
 
         for img, name in zip(y, names, strict=True):
             path = target.path / f"{name}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_image(img.add(1).div(2).clamp(0, 1), path)
+            save_png(img.add(1).div(2).clamp(0, 1), path)
         what = f"{target.path}/ ({len(y)} PNG files named as the inputs)"
     else:
         what = write_samples(target, y, None, cmd.nrow or max(1, round(len(y) ** 0.5)))
@@ -454,9 +456,8 @@ def write_samples(target: SampleTarget, x: Any, y: Any, nrow: int, modes: Any = 
     import numpy as np
     import torch
     from PIL import Image
-    from torchvision.utils import save_image
 
-    from gan_cli.logs import image_grid, scatter_image
+    from gan_cli.logs import image_grid, save_png, scatter_image
     from gan_cli.sampling import to_uint8
 
     path, is_image = target.path, x.dim() == 4
@@ -493,7 +494,7 @@ def write_samples(target: SampleTarget, x: Any, y: Any, nrow: int, modes: Any = 
                 f"{len(x)}. Empty the folder or choose another."
             )
         for i, img in enumerate(x):
-            save_image(img.add(1).div(2).clamp(0, 1), path / f"{i:06d}.png")
+            save_png(img.add(1).div(2).clamp(0, 1), path / f"{i:06d}.png")
         return f"{path}/ ({len(x)} PNG files, 000000.png ...)"
     if target.kind == "folder":
         path.mkdir(parents=True, exist_ok=True)

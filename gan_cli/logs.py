@@ -144,20 +144,16 @@ class RunLogger:
 
     def image(self, step: int, image: Tensor, name: str = "samples") -> Path:
         """Save a (C, H, W) float image in [0, 1] as PNG and to TensorBoard."""
-        from torchvision.utils import save_image
-
         path = self.samples_dir / f"step_{step:06d}.png"
-        save_image(image, path)
+        save_png(image, path)
         if self.tb is not None:
             self.tb.add_image(name, image.clamp(0, 1), step)
         return path
 
     def real_images(self, image: Tensor) -> Path:
         """samples/real.png (and TensorBoard's `real`): what the model learns from."""
-        from torchvision.utils import save_image
-
         path = self.samples_dir / "real.png"
-        save_image(image, path)
+        save_png(image, path)
         if self.tb is not None:
             self.tb.add_image("real", image.clamp(0, 1), 0)
         return path
@@ -200,11 +196,43 @@ class NullLogger(RunLogger):
         pass
 
 
-def image_grid(samples: Tensor, nrow: int) -> Tensor:
-    """[-1, 1] NCHW samples -> one (C, H, W) grid in [0, 1], `nrow` images per row."""
-    from torchvision.utils import make_grid
+# Grids and PNGs are tiled and rounded here, as torchvision.utils' make_grid and save_image do (the
+# same pixels, the same files: tests/test_logs.py), because importing torchvision imports
+# torch._dynamo (1.5 s on a 2-core CPU, longer than a short job's training); Pillow writes the PNG.
+GRID_PADDING = 2
 
-    return make_grid(samples.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+
+def image_grid(samples: Tensor, nrow: int) -> Tensor:
+    """[-1, 1] NCHW samples (C = 1 or 3) -> one (3, H', W') RGB grid in [0, 1], `nrow` images per
+    row and ceil(N / nrow) rows, 2 black pixels around and between them (one image: that image
+    alone, unpadded). Values outside [-1, 1] are clipped."""
+    x = samples.detach().float().cpu().clamp(-1, 1).add(1).div(2)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    n, c, h, w = x.shape
+    if n == 1:
+        return x[0].clone()
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    p = GRID_PADDING
+    grid = x.new_zeros(c, rows * (h + p) + p, cols * (w + p) + p)
+    for i in range(n):
+        top, left = (i // cols) * (h + p) + p, (i % cols) * (w + p) + p
+        grid[:, top : top + h, left : left + w] = x[i]
+    return grid
+
+
+def save_png(image: Tensor, path: Path) -> None:
+    """Write a (C, H, W) float image in [0, 1] (C = 1 or 3; grey is written as RGB) as an 8-bit PNG,
+    each value v stored as floor(255 v + 0.5) clipped to [0, 255]. Raises OSError when the file
+    cannot be written."""
+    from PIL import Image
+
+    x = image.detach().float().cpu()
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    pixels = x.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+    Image.fromarray(pixels).save(path, format="PNG")
 
 
 def scatter_image(points: Tensor, modes: Tensor | None, size: int = 256) -> Tensor:

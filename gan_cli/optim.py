@@ -8,6 +8,7 @@ optimizers and schedulers, built here from `optim.*`.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,13 +27,42 @@ class NonFiniteError(UserError, RuntimeError):
     """A loss, gradient, weight or sample became NaN or inf and `trainer.on_nonfinite` says to stop."""
 
 
+# torch.optim.Optimizer imports torch._dynamo (1.6 s on a 2-core CPU: more than a short job's
+# training) the first time add_param_group, zero_grad, state_dict, load_state_dict or step runs, only
+# to mark those methods "never compile" (torch._disable_dynamo) and to put graph breaks around the
+# step. gan-cli compiles networks (trainer.compile), never an optimizer, so its optimizers call the
+# undecorated methods: the same code, the same numbers, the same state_dict, without that import.
+EAGER_METHODS = ("add_param_group", "zero_grad", "state_dict", "load_state_dict", "step")
+
+
+def eager(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """A subclass of the optimizer class `cls` (same name) whose EAGER_METHODS are the undecorated
+    originals (inspect.unwrap), the step under torch.set_grad_enabled(differentiable) as torch's own
+    wrapper sets it. When a torch version decorates them differently, `cls` itself is returned: only
+    the import time comes back."""
+    raw = {name: inspect.unwrap(getattr(cls, name)) for name in EAGER_METHODS}
+    if any(raw[name] is getattr(cls, name) for name in EAGER_METHODS):
+        return cls
+    step = raw.pop("step")
+
+    def eager_step(self: torch.optim.Optimizer, closure: Callable[[], float] | None = None) -> Any:
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            return step(self, closure)
+
+    return type(cls.__name__, (cls,), {**raw, "step": eager_step, "__module__": __name__})
+
+
+Adam = eager(torch.optim.Adam)
+RMSprop = eager(torch.optim.RMSprop)
+
+
 def build_optimizer(cfg: Config, params: Sequence[Tensor], lr: float) -> torch.optim.Optimizer:
     """Adam (fused: one kernel per step for all parameters on CPU, CUDA and MPS) or RMSprop,
-    by optim.name, at base learning rate `lr`."""
+    by optim.name, at base learning rate `lr` (the `eager` versions of torch.optim's)."""
     o = cfg.optim
     if o.name == OptimName.rmsprop:
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=o.weight_decay)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=True)
+        return RMSprop(params, lr=lr, weight_decay=o.weight_decay)
+    return Adam(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay, fused=True)
 
 
 def lr_factor(cfg: Config, step: int) -> float:

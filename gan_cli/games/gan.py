@@ -85,6 +85,7 @@ class GAN(Game):
             # before SyncBatchNorm: re-estimating the EMA's statistics is local to each rank
             self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self._ema_stats_step = -1  # the step whose BatchNorm statistics G_ema holds (-1: G's)
+        self._fixed_samples: tuple[int, Tensor] | None = None  # (step, samples): fixed_samples()
         if self.dist.enabled and t.sync_bn:
             self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
             self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
@@ -317,8 +318,15 @@ class GAN(Game):
     def log_values(self) -> dict[str, float]:
         return {"lr/g": self.opt_g.param_groups[0]["lr"]} | ({"ada/p": self.ada.p} if self.ada else {})
 
+    def fixed_samples(self) -> Tensor:
+        """The (EMA) generator's samples of the fixed inputs, (n_samples, C, H, W) in [-1, 1] or
+        (n_samples, dim): generated once per step for the grid and the checkpoint's NaN check."""
+        if self._fixed_samples is None or self._fixed_samples[0] != self.step:
+            self._fixed_samples = (self.step, self.generate(self.fixed_z, self.fixed_y))
+        return self._fixed_samples[1]
+
     def sample_image(self) -> Tensor:
-        x = self.generate(self.fixed_z, self.fixed_y)
+        x = self.fixed_samples()
         if not self.is_image:
             name = self.cfg.data.name.value
             return scatter_image(x, mixture_modes(name) if name in ("ring8", "grid25") else None)
@@ -326,6 +334,8 @@ class GAN(Game):
 
     def samples_finite(self) -> bool:
         n = min(len(self.fixed_z), self.cfg.trainer.n_samples)
+        if n == len(self.fixed_z):
+            return bool(torch.isfinite(self.fixed_samples()).all())
         y = self.fixed_y[:n] if self.fixed_y is not None else None
         return bool(torch.isfinite(self.generate(self.fixed_z[:n], y)).all())
 
@@ -436,6 +446,7 @@ class GAN(Game):
             mine = streams.get("ada") if streams is not None else None
             self.ada.load_state_dict(mine if mine is not None else state["ada"])
         self._ema_stats_step = -1
+        self._fixed_samples = None
 
     def apply_optim_config(self, rollbacks: int) -> None:
         o = self.cfg.optim

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_cli.optim import Adam
+
 # part of the cache key: a change to the architecture or training makes older cached classifiers stale
 VERSION = 2
 
@@ -71,7 +73,7 @@ def train_classifier(
     n_test = max(1, len(x) // 10)
     test, train = perm[:n_test], perm[n_test:]
     model = SmallClassifier(x.shape[1], num_classes).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    opt = Adam(model.parameters(), lr=2e-3)
     steps = epochs * max(1, len(train) // 128)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     model.train()
