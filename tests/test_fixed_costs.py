@@ -17,6 +17,12 @@ from gan_cli.optim import Adam, RMSprop
 
 from .conftest import run_cli
 
+TINY_ARGS = [
+    "data=fake", "data.image_size=16", "data.channels=1", "data.size=32", "model.g_channels=4",
+    "model.d_channels=4", "model.z_dim=8", "trainer.batch_size=8", "trainer.steps=1", "trainer.n_samples=8",
+    "trainer.progress=false", "trainer.tensorboard=false", "trainer.health.diversity_samples=8",
+]  # fmt: skip
+
 
 @pytest.mark.parametrize("n, nrow, channels", [(1, 8, 1), (5, 2, 1), (6, 3, 3), (64, 8, 3), (7, 10, 3)])
 def test_image_grid_equals_torchvision_make_grid(n, nrow, channels):
@@ -136,11 +142,32 @@ def test_finish_with_threads_still_running_exits_normally(tmp_path):
 
 
 def test_gan_train_still_exits_0_and_reports(tmp_path):
-    out = run_cli(
-        "data=fake", "data.image_size=16", "data.channels=1", "data.size=32", "model.g_channels=4",
-        "model.d_channels=4", "model.z_dim=8", "trainer.batch_size=8", "trainer.steps=1",
-        "trainer.n_samples=8", "trainer.progress=false", "trainer.health.diversity_samples=8",
-        f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
-    )  # fmt: skip
+    out = run_cli(*TINY_ARGS, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Done: 1 steps" in out.stdout
+
+
+def test_a_run_composes_its_config_once(tmp_path):
+    """Hydra's probe for hydra.mode (a second composition, 0.5 s) is skipped."""
+    probe = (
+        "import atexit, sys\n"
+        "from hydra._internal.hydra import Hydra\n"
+        "calls = []\n"
+        "compose = Hydra.compose_config\n"
+        "Hydra.compose_config = lambda self, *a, **k: calls.append(1) or compose(self, *a, **k)\n"
+        "atexit.register(lambda: print('compositions:', len(calls)))\n"
+        "from gan_cli.cli import train_main\n"
+        f"sys.argv = ['gan-train', 'hydra.run.dir={tmp_path / 'run'}', *{TINY_ARGS!r}]\n"
+        "train_main()\n"
+    )
+    cmd = [sys.executable, "-c", probe]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "compositions: 1" in out.stdout
+
+
+def test_hydra_mode_on_the_command_line_still_chooses_multirun(tmp_path):
+    out = run_cli("hydra.mode=MULTIRUN", "loss=hinge,lsgan", *TINY_ARGS, "hydra.sweep.dir=s", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "s" / "0" / "metrics.jsonl").is_file()
+    assert (tmp_path / "s" / "1" / "metrics.jsonl").is_file()
