@@ -230,6 +230,11 @@ class LossConfig:
     top_k: float = 1.0
     top_k_steps: int = 0  # steps over which top_k is annealed from 1; 0 = top_k from the start
     unroll_steps: int = 0  # unrolled GAN: G steps against D k Adam steps ahead (Metz et al. 2017); 0 = off
+    # a kernel two-sample term added to G's loss (GMMN, Li et al. 2015): mmd_weight x the unbiased
+    # MMD^2 between G's batch and the real batch under Gaussian kernels of these bandwidths (data
+    # units; [] = data.std x 1, 2, 4, 8, for the 2-D mixtures); 0 = off. loss/g includes it.
+    mmd_weight: float = 0.0
+    mmd_bandwidths: list[float] = field(default_factory=list)
     # cyclegan (Zhu et al. 2017): L1 cycle-consistency weight per direction, and the identity loss's
     # weight relative to it (0 = off; needs data.a and data.b with the same channels)
     cycle_weight: float = 10.0
@@ -450,6 +455,7 @@ MINIMUM = {f"trainer.{k}": v for k, v in MINIMUM.items()} | {
     "loss.cycle_weight": 0,
     "loss.identity_weight": 0,
     "loss.semantic_weight": 0,
+    "loss.mmd_weight": 0,
     "loss.gp_weight": 0,
     "loss.r1_gamma": 0,
     "optim.weight_decay": 0,
@@ -580,6 +586,13 @@ def check_config(cfg: Config) -> None:
             problems.append(
                 "loss.unroll_steps and loss.feature_matching are two different G losses: pick one"
             )
+    if any(b <= 0 for b in lc.mmd_bandwidths):
+        problems.append(f"loss.mmd_bandwidths must all be > 0 (data units), got {list(lc.mmd_bandwidths)}")
+    if lc.mmd_weight > 0 and not lc.mmd_bandwidths and cfg.data.std <= 0:
+        problems.append(
+            f"loss.mmd_weight={lc.mmd_weight} needs kernel bandwidths: data={cfg.data.name.value} has no "
+            "data.std to derive them from; set loss.mmd_bandwidths=[...] in the data's units"
+        )
     if cfg.loss.label_smoothing and cfg.loss.name not in (LossName.minimax, LossName.nonsaturating):
         problems.append("loss.label_smoothing applies to the minimax and nonsaturating losses only")
     if not 0.0 <= cfg.loss.label_smoothing < 0.5:
@@ -793,6 +806,8 @@ def inert_settings(cfg: Config) -> list[str]:
         ("loss.clip", lc.name != LossName.wgan, f"loss={lc.name.value} (weight clipping is loss=wgan's)"),
         ("loss.gp_weight", lc.name != LossName.wgan_gp, f"loss={lc.name.value} (the penalty is wgan_gp's)"),
         ("loss.top_k_steps", lc.top_k >= 1.0, "loss.top_k=1 (nothing to anneal)"),
+        ("loss.mmd_bandwidths", lc.mmd_weight == 0, "loss.mmd_weight=0 (no MMD term)"),
+        ("loss.mmd_weight", m.name == ModelName.stylegan2, "model=stylegan2 (a term of the GAN game's G)"),
         ("model.embed_dim", m.name != ModelName.cgan, f"model={m.name.value} (unconditional)"),
         (
             "model.cond",
@@ -892,6 +907,7 @@ def inert_settings(cfg: Config) -> list[str]:
                 "loss.feature_matching",
                 "loss.top_k",
                 "loss.unroll_steps",
+                "loss.mmd_weight",
                 "model.pack",
                 "model.mbstd",
                 "model.minibatch_discrimination",

@@ -33,6 +33,8 @@ RECIPES = {
     "ring8_best": ("ring8", "best recipe (gan-cli)"),
     "grid25": ("grid25", "plain GAN (gan-cli)"),
     "grid25_best": ("grid25", "best recipe (gan-cli)"),
+    "ring8_wide": ("ring8", "wide recipe (gan-cli)"),
+    "grid25_wide": ("grid25", "wide recipe (gan-cli)"),
 }
 # Lin et al. 2018, Table 1: (modes, high-quality %, reverse KL); "-" where DESIGN.md does not quote it
 PAPER = {

@@ -19,6 +19,8 @@ from tests.conftest import run_cli
         ("trainer.steps=0", ["trainer.steps", ">= 1"]),  # out of range
         ("trainer.ema_bn_batches=-1", ["trainer.ema_bn_batches", ">= 0"]),
         ("optim.betas=[0.5]", ["optim.betas"]),
+        ("loss.mmd_bandwidths=[0.1,-1]", ["loss.mmd_bandwidths must all be > 0"]),
+        ("loss.mmd_weight=1", ["loss.mmd_weight=1.0 needs kernel bandwidths", "data=mnist5k"]),
     ],
 )
 def test_config_error_names_key(override, expected, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gan_cli.latent import component_means, sample_latents
-from gan_cli.losses import r1_penalty, smoothed_gan_d
+from gan_cli.losses import mmd2, r1_penalty, smoothed_gan_d
 from gan_cli.models import Packed, build_models
 from gan_cli.schema import ModelConfig
 from gan_cli.trainer import Trainer
@@ -332,3 +332,21 @@ def test_trainer_draws_its_noise_from_the_mixture_prior(tmp_path):
     means = component_means(2, 4)
     for z in (trainer.game.fixed_z, trainer.game._sample_z(64)):
         assert torch.cdist(z, means).min(dim=1).values.max() < 6 * 0.03
+
+
+@pytest.mark.parametrize("bandwidths, expected", [([], [0.01, 0.02, 0.04, 0.08]), ([0.3], [0.3])])
+def test_mmd_term_is_added_to_g_loss(bandwidths, expected, tmp_path):
+    """loss/g = the loss variant's G loss + loss.mmd_weight x MMD^2(G's batch, the real batch),
+    with bandwidths data.std x (1, 2, 4, 8) unless given."""
+    cfg = compose_config(
+        "model=mlp", "data=ring8", "loss=lsgan", "loss.mmd_weight=2.5", f"loss.mmd_bandwidths={bandwidths}"
+    )
+    game = Trainer(cfg, tmp_path).game
+    assert game.mmd_bandwidths() == pytest.approx(expected)
+    real = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    fake = game.G(torch.randn(8, cfg.model.z_dim, generator=torch.Generator().manual_seed(1)))
+    game._last_real = real
+    with torch.no_grad():
+        want = game.loss.g_loss(game.D(fake.detach(), None).float()) + 2.5 * mmd2(fake, real, expected)
+    loss_g, _, _ = game._g_step(fake, None)
+    assert loss_g.item() == pytest.approx(want.item(), rel=1e-5)

@@ -22,7 +22,7 @@ from gan_cli.data import LoaderBatches, make_batches, mixture_modes
 from gan_cli.health import FIELDS, GAN_DISCRIMINATORS, frozen_buffers, mean_pairwise_distance
 from gan_cli.latent import sample_latents
 from gan_cli.logs import image_grid, scatter_image
-from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, r1_penalty, smoothed_gan_d
+from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, mmd2, r1_penalty, smoothed_gan_d
 from gan_cli.models import build_models, check_buildable, is_conditional
 from gan_cli.models.norm import recompute_batchnorm_stats
 from gan_cli.optim import apply_optim_config, build_optimizer, build_schedulers
@@ -211,10 +211,20 @@ class GAN(Game):
             else:
                 gen_logits = self.D(self._d_input(fake), y)
                 loss_g = self.loss.g_loss(self._top_k(gen_logits.float()))
+        if self.cfg.loss.mmd_weight > 0:  # outside autocast: mmd2 works in fp32
+            mmd = mmd2(fake.flatten(1), self._last_real.flatten(1), self.mmd_bandwidths())
+            loss_g = loss_g + self.cfg.loss.mmd_weight * mmd
         gn_g = self.update(self.g_params, self.opt_g, self.scaler_g, loss_g)
         for p in self.d_params:
             p.requires_grad_(True)
         return loss_g, gen_logits, gn_g
+
+    def mmd_bandwidths(self) -> list[float]:
+        """loss.mmd_bandwidths, or data.std x (1, 2, 4, 8) when it is empty: from a mixture's own
+        cluster width (the term then widens clusters tighter than the data's) to a few of them
+        (which pulls in the samples that stray between clusters)."""
+        chosen = list(self.cfg.loss.mmd_bandwidths)
+        return chosen or [self.cfg.data.std * f for f in (1.0, 2.0, 4.0, 8.0)]
 
     def _top_k(self, logits: Tensor) -> Tensor:
         """The logits of the samples (or packs) D rates most realistic: a fraction annealed
