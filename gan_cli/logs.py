@@ -197,7 +197,7 @@ class NullLogger(RunLogger):
 
 
 # Grids and PNGs are tiled and rounded here, as torchvision.utils' make_grid and save_image do (the
-# same pixels, the same files: tests/test_logs.py), because importing torchvision imports
+# same pixels, the same files: tests/test_fixed_costs.py), because importing torchvision imports
 # torch._dynamo (1.5 s on a 2-core CPU, longer than a short job's training); Pillow writes the PNG.
 GRID_PADDING = 2
 
