@@ -43,14 +43,16 @@ class VirtualBatchNorm1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.ref_size
-        ref, new = x[:r], x[r:]
-        mean, mean_sq = ref.mean(0), ref.pow(2).mean(0)
-        ref_out = (ref - mean) * torch.rsqrt((mean_sq - mean.pow(2)).clamp_min(0) + self.eps)
-        w = 1.0 / (r + 1)  # each example counts as one more member of the reference batch
-        m = (1 - w) * mean + w * new
-        m_sq = (1 - w) * mean_sq + w * new.pow(2)
-        new_out = (new - m) * torch.rsqrt((m_sq - m.pow(2)).clamp_min(0) + self.eps)
-        return torch.cat([ref_out, new_out]) * self.weight + self.bias
+        var, mean = torch.var_mean(x[:r], dim=0, correction=0)
+        d = x - mean
+        # an example joins the reference batch with weight w = 1 / (r + 1): its mean moves to
+        # mean + w d and its variance to (1 - w) (var + w d^2), so its output is
+        # (1 - w) d / sqrt((1 - w) (var + w d^2) + eps), the same as BatchNorm over the r + 1 rows
+        w = 1.0 / (r + 1)
+        new = d[r:]
+        new_scale = torch.rsqrt((var + w * new.square()) * (1 - w) + self.eps) * (1 - w)
+        ref_scale = torch.rsqrt(var + self.eps).expand(r, -1)
+        return torch.addcmul(self.bias, d * torch.cat([ref_scale, new_scale]), self.weight)
 
 
 def norm_1d(kind: str, features: int, ref_size: int = 0) -> nn.Module:
