@@ -228,6 +228,34 @@ def test_virtual_batch_norm_formula_and_reference_latents():
     assert torch.allclose(out[:10], expect_ref)
 
 
+def test_virtual_batch_norm_gradients_equal_autograd_of_the_formula():
+    """Its hand-written derivative (input, weight, bias; reference rows and examples) against
+    autograd of the definition: each example normalised with the reference rows plus itself."""
+    from gan_cli.models.norm import VirtualBatchNorm1d
+
+    torch.manual_seed(0)
+    vbn = VirtualBatchNorm1d(6, ref_size=5).double()
+    with torch.no_grad():
+        vbn.weight.copy_(torch.randn(6))
+        vbn.bias.copy_(torch.randn(6))
+    x = torch.randn(5 + 4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(vbn, (x,))
+
+    def definition(x: torch.Tensor) -> torch.Tensor:
+        ref = x[:5]
+        rows = [(ref - ref.mean(0)) / (ref.var(0, unbiased=False) + 1e-5).sqrt()]
+        for i in range(5, len(x)):
+            both = torch.cat([ref, x[i : i + 1]])
+            rows.append((x[i : i + 1] - both.mean(0)) / (both.var(0, unbiased=False) + 1e-5).sqrt())
+        return torch.cat(rows) * vbn.weight + vbn.bias
+
+    upstream = torch.randn(9, 6, dtype=torch.float64)
+    got = torch.autograd.grad(vbn(x), (x, vbn.weight, vbn.bias), upstream)
+    want = torch.autograd.grad(definition(x), (x, vbn.weight, vbn.bias), upstream)
+    for a, b in zip(got, want, strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+
+
 def test_virtual_batch_norm_reference_follows_the_seed():
     _, a = _vbn_generator()
     _, b = _vbn_generator()

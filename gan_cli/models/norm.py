@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 def norm_2d(kind: str, channels: int) -> nn.Module:
@@ -42,17 +43,54 @@ class VirtualBatchNorm1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.ref_size
-        var, mean = torch.var_mean(x[:r], dim=0, correction=0)
-        d = x - mean
-        # an example joins the reference batch with weight w = 1 / (r + 1): its mean moves to
-        # mean + w d and its variance to (1 - w) (var + w d^2), so its output is
-        # (1 - w) d / sqrt((1 - w) (var + w d^2) + eps), the same as BatchNorm over the r + 1 rows
+        return _VirtualBatchNorm.apply(x, self.weight, self.bias, self.ref_size, self.eps)
+
+
+class _VirtualBatchNorm(torch.autograd.Function):
+    """VirtualBatchNorm1d's arithmetic with its derivative written out: about a third of the
+    operations autograd records for the same formula (the 2-D recipes run ten such layers a step).
+
+    With d = x - mean (mean and var (biased) over the r reference rows) and w = 1 / (r + 1):
+    reference rows y = d / sqrt(var + eps); an example joins the reference batch with weight w,
+    which moves the mean to mean + w d and the variance to (1 - w) (var + w d^2), so
+    y = (1 - w) d / sqrt(q), q = (1 - w) (var + w d^2) + eps (BatchNorm over the r + 1 rows).
+    Output y * weight + bias."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, r: int, eps: float):
         w = 1.0 / (r + 1)
-        new = d[r:]
-        new_scale = torch.rsqrt((var + w * new.square()) * (1 - w) + self.eps) * (1 - w)
-        ref_scale = torch.rsqrt(var + self.eps).expand(r, -1)
-        return torch.addcmul(self.bias, d * torch.cat([ref_scale, new_scale]), self.weight)
+        mean = x[:r].mean(0)
+        d = x - mean
+        var = d[:r].square().mean(0)
+        inv_ref = torch.rsqrt(var + eps)
+        d_new = d[r:]
+        inv_new = torch.rsqrt(torch.addcmul(var, d_new, d_new, value=w).mul_(1 - w).add_(eps))
+        y = torch.cat([d[:r] * inv_ref, d_new * inv_new * (1 - w)])
+        ctx.save_for_backward(d, y, inv_ref, inv_new, weight)
+        ctx.r, ctx.w = r, w
+        return torch.addcmul(bias, y, weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, g: torch.Tensor):  # noqa: ANN205 (autograd's contract)
+        d, y, inv_ref, inv_new, weight = ctx.saved_tensors
+        r, w = ctx.r, ctx.w
+        grad_weight, grad_bias = (g * y).sum(0), g.sum(0)
+        gy = g * weight
+        gy_ref, gy_new, d_ref, d_new = gy[:r], gy[r:], d[:r], d[r:]
+        # y_new = (1 - w) d inv_new: d/dd = (1 - w) inv_new (1 - (1 - w) w d^2 inv_new^2),
+        # d/dvar = -(1 - w)^2 d inv_new^3 / 2; y_ref = d inv_ref: d/dvar = -d inv_ref^3 / 2
+        t = d_new * inv_new
+        gd_new = gy_new * inv_new * (1 - (1 - w) * w * t.square()) * (1 - w)
+        g_var = (gy_ref * d_ref).sum(0) * inv_ref.pow(3) + (gy_new * t * inv_new.square()).sum(0) * (
+            1 - w
+        ) ** 2
+        g_var = g_var * -0.5
+        gd_ref = gy_ref * inv_ref
+        # d = x - mean (mean of the reference rows), var = mean of d_ref^2 (its d/dmean is 0)
+        g_mean = -(gd_ref.sum(0) + gd_new.sum(0))
+        gx_ref = gd_ref + (g_mean + 2 * g_var * d_ref) / r
+        return torch.cat([gx_ref, gd_new]), grad_weight, grad_bias, None, None
 
 
 def norm_1d(kind: str, features: int, ref_size: int = 0) -> nn.Module:
