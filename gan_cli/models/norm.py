@@ -82,10 +82,9 @@ class _VirtualBatchNorm(torch.autograd.Function):
         # d/dvar = -(1 - w)^2 d inv_new^3 / 2; y_ref = d inv_ref: d/dvar = -d inv_ref^3 / 2
         t = d_new * inv_new
         gd_new = gy_new * inv_new * (1 - (1 - w) * w * t.square()) * (1 - w)
-        g_var = (gy_ref * d_ref).sum(0) * inv_ref.pow(3) + (gy_new * t * inv_new.square()).sum(0) * (
-            1 - w
-        ) ** 2
-        g_var = g_var * -0.5
+        g_var_ref = (gy_ref * d_ref).sum(0) * inv_ref.pow(3)
+        g_var_new = (gy_new * t * inv_new.square()).sum(0) * (1 - w) ** 2
+        g_var = (g_var_ref + g_var_new) * -0.5
         gd_ref = gy_ref * inv_ref
         # d = x - mean (mean of the reference rows), var = mean of d_ref^2 (its d/dmean is 0)
         g_mean = -(gd_ref.sum(0) + gd_new.sum(0))
