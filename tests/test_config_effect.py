@@ -15,7 +15,7 @@ from gan_cli.trainer import Trainer
 from tests.conftest import CONFIGS, TINY, compose_config, run_cli
 from tests.test_training import fit
 
-GROUPS = ("data", "model", "loss", "optim", "trainer", "eval", "experiment")
+GROUPS = ("data", "model", "loss", "optim", "trainer", "eval", "experiment", "tuned")
 
 
 def _options(group: str) -> list[str]:
@@ -58,6 +58,8 @@ def test_every_group_option_is_in_force(group, option):
     """`group=option` puts every value of the option's file into the resolved config (a loss no
     longer overwrites the optimizer group, an experiment's values win over its groups')."""
     extra = ["data.root=/somewhere"] if option in ("image_folder",) else []
+    if group != "tuned":  # a combination's tuning overrides its groups' files on purpose (below)
+        extra.append("~tuned")
     cfg = OmegaConf.structured(compose_config(f"{group}={option}", *extra, tiny=False))
     values, global_package = _values(group, option)
     expected = _flatten(values if global_package else {group: values})
@@ -222,3 +224,21 @@ def test_resume_error_type_is_a_user_error():
     from gan_cli.errors import UserError
 
     assert issubclass(ResumeError, UserError)
+
+
+@pytest.mark.parametrize(
+    "overrides, width, lr, steps",
+    [
+        ((), (48, 24), 1.5e-3, 7500),  # `gan-train`: the quick start's tuning (configs/tuned/)
+        (("data=mnist5k", "model=dcgan", "loss=nonsaturating"), (48, 24), 1.5e-3, 7500),
+        (("~tuned",), (64, 64), 6e-4, 2300),  # dropped: Radford's widths, the loss's usual rate
+        (("data=cifar10",), (64, 64), 6e-4, 2300),  # another data set: not tuned
+        (("loss=hinge",), (64, 64), 2e-4, 2300),  # another loss: its own usual optimizer
+        (("loss=wgan_gp",), (64, 64), 1e-4, 2300),
+        (("model.g_channels=64", "optim.lr_g=2e-4"), (64, 24), 2e-4, 7500),  # explicit keys win
+    ],
+)
+def test_tuned_settings_apply_to_their_combination_only(overrides, width, lr, steps):
+    cfg = compose_config(*overrides, tiny=False)
+    assert (cfg.model.g_channels, cfg.model.d_channels) == width
+    assert cfg.optim.lr_g == lr and cfg.trainer.steps == steps
