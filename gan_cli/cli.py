@@ -113,7 +113,7 @@ def _check_values(o: Any, arg: str, check_groups: bool) -> None:
         return
     sweep = f" (in the sweep {shell_word(arg)}; every value is checked before the first job)"
     if "." not in key:
-        if key not in (*GROUPS, "experiment", "hparams_search") or not check_groups:
+        if key not in (*GROUPS, "experiment", "hparams_search", "tuned") or not check_groups:
             return
         from gan_cli.helptext import config_groups
 
@@ -184,7 +184,7 @@ def _check_key(o: object) -> None:
         if keys is None:  # a value, not a section: the override goes below a leaf
             raise UserError(f"Unknown config key '{key}': '{section}' holds a value, not keys.")
         if depth == 0:
-            keys = [*keys, "experiment", "hparams_search"]
+            keys = [*keys, "experiment", "hparams_search", "tuned"]
         if parts[depth] not in keys:
             where = f"in '{section}'" if section else "at the top level"
             raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")

@@ -69,6 +69,8 @@ def test_start_up_failures_are_one_message_before_training(overrides, expected, 
             "trainer.device=tpu: Invalid value 'tpu', expected one of [auto, cpu, cuda, mps].",
         ),
         (["model=foo"], "model=foo: no such option. Valid options for model: cgan, cyclegan, dcgan, mlp"),
+        # an optional group: Hydra alone would skip an unknown option without a word
+        (["tuned=foo"], "tuned=foo: no such option. Valid options for tuned: mnist5k_dcgan_nonsaturating"),
         (["trainer.steps=null"], "trainer.steps=null: field 'steps' is not Optional."),
         (["trainer.steps=${nope}"], "trainer.steps: Interpolation key 'nope' not found."),
         # Hydra's own reports (a config folder of the user's: options are Hydra's to find)
