@@ -171,3 +171,30 @@ def test_hydra_mode_on_the_command_line_still_chooses_multirun(tmp_path):
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "s" / "0" / "metrics.jsonl").is_file()
     assert (tmp_path / "s" / "1" / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("model=cgan", "optim.schedule=linear", "trainer.diffaugment=[color,cutout]"),
+        ("model=cyclegan",),
+        ("model=stylegan2", "trainer.ada=true"),
+        ("data=ring8", "model=mlp", "model.z_prior=truncated", "model.z_components=4"),
+        ("experiment=stacked_mnist_small_d",),
+    ],
+)
+def test_config_dict_equals_omegaconfs_container(overrides):
+    """The checkpoint's config, read straight off the dataclasses, is OmegaConf's plain container
+    of the same config, value for value and type for type (enums by name, tuples as lists)."""
+    from omegaconf import OmegaConf
+
+    from gan_cli.games.gan import config_dict
+
+    from .conftest import compose_config
+
+    cfg = compose_config(*overrides)
+    want = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
+    got = config_dict(cfg)
+    assert got == want
+    assert repr(got) == repr(want)  # the same types too (1 == 1.0 == True would pass ==)
