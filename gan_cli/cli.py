@@ -89,6 +89,10 @@ def check_overrides(argv: list[str]) -> None:
         _check_values(o, arg, check_groups=not own_configs)
 
 
+# config groups outside the schema: whole recipes and the per-combination tuning (configs/tuned)
+RECIPE_GROUPS = ("experiment", "hparams_search", "tuned")
+
+
 def _values(o: Any) -> list[Any]:
     """The value of an override, or every value of a choice or range sweep (an interval that a
     sweeper draws from has none to check); interpolations are left to Hydra."""
@@ -113,7 +117,7 @@ def _check_values(o: Any, arg: str, check_groups: bool) -> None:
         return
     sweep = f" (in the sweep {shell_word(arg)}; every value is checked before the first job)"
     if "." not in key:
-        if key not in (*GROUPS, "experiment", "hparams_search", "tuned") or not check_groups:
+        if key not in (*GROUPS, *RECIPE_GROUPS) or not check_groups:
             return
         from gan_cli.helptext import config_groups
 
@@ -184,7 +188,7 @@ def _check_key(o: object) -> None:
         if keys is None:  # a value, not a section: the override goes below a leaf
             raise UserError(f"Unknown config key '{key}': '{section}' holds a value, not keys.")
         if depth == 0:
-            keys = [*keys, "experiment", "hparams_search", "tuned"]
+            keys = [*keys, *RECIPE_GROUPS]
         if parts[depth] not in keys:
             where = f"in '{section}'" if section else "at the top level"
             raise UserError(f"Unknown config key '{key}'. Valid keys {where}: {', '.join(sorted(keys))}.")
