@@ -9,6 +9,7 @@ before any work, with a message naming the key.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -792,6 +793,31 @@ def _needs_root(dom: DomainConfig) -> bool:
     return dom.name == DataName.image_folder and not dom.root
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """The EMA decay trainer.ema_decay means at (0-based) training step `step`: warmed up as
+    TensorFlow's ExponentialMovingAverage with num_updates, min(decay, (1 + t) / (10 + t)), so
+    that early on the average follows G instead of dragging its random initial weights along."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def ema_decay_first_step(decay: float) -> int:
+    """The first step at which the warm-up (ema_decay_at) lets `decay` (in (0, 1)) take effect."""
+    step = max(0, math.floor((10 * decay - 1) / (1 - decay)))
+    while ema_decay_at(decay, step) < decay:
+        step += 1
+    return step
+
+
+def ema_warmup_covers_run(cfg: Config) -> bool:
+    """True when trainer.ema_decay > 0 never takes effect: the GAN game's warm-up stays at or
+    below it through the last of trainer.steps updates (StyleGAN2 with trainer.ema_kimg and
+    CycleGAN have other rules)."""
+    t, m = cfg.trainer, cfg.model
+    if t.ema_decay <= 0 or m.name == ModelName.cyclegan or (m.name == ModelName.stylegan2 and t.ema_kimg > 0):
+        return False
+    return ema_decay_at(t.ema_decay, max(0, t.steps - 1)) < t.ema_decay
+
+
 def inert_settings(cfg: Config) -> list[str]:
     """Settings changed from their defaults that this run's other choices make do nothing: a
     note for each, printed at the start, so that no choice is silently not in force."""
@@ -898,6 +924,12 @@ def inert_settings(cfg: Config) -> list[str]:
             "model=cyclegan (it translates images, no latent code)",
         ),
         ("trainer.ema_decay", m.name == ModelName.cyclegan and t.ema_decay > 0, "model=cyclegan (no EMA)"),
+        (
+            "trainer.ema_decay",
+            ema_warmup_covers_run(cfg),
+            f"trainer.steps={t.steps}: the EMA's warm-up, min(decay, (1+t)/(10+t)) at step t, stays "
+            f"below it to the last step (it would reach it at step {ema_decay_first_step(t.ema_decay):,})",
+        ),
         *(
             (key, m.name == ModelName.cyclegan, "model=cyclegan (a stabiliser of the GAN game)")
             for key in (

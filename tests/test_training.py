@@ -8,6 +8,7 @@ import torch
 
 from gan_cli.checkpoint import CheckpointWriter
 from gan_cli.logs import RunLogger
+from gan_cli.schema import ema_decay_at, ema_decay_first_step, inert_settings
 from gan_cli.trainer import Trainer
 from tests.conftest import compose_config
 
@@ -102,6 +103,36 @@ def test_ema_follows_decay(tmp_path):
         torch.testing.assert_close(e1, 0.9 * e0 + 0.1 * g)
     pairs = zip(trainer.game.G_ema.parameters(), trainer.game.G.parameters(), strict=True)
     assert not all(torch.equal(e, g) for e, g in pairs)
+
+
+def test_ema_warmup_values():
+    # min(decay, (1 + t) / (10 + t)): 0.1 at the first step, 0.999 from step 8,990 on
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
+    assert ema_decay_at(0.999, 6999) == pytest.approx(7000 / 7009)
+    assert ema_decay_first_step(0.999) == 8990
+    assert ema_decay_at(0.999, 8989) < 0.999 == ema_decay_at(0.999, 8990)
+    assert ema_decay_first_step(0.9995) == 17990
+    assert ema_decay_first_step(0.5) == 8
+
+
+@pytest.mark.parametrize(
+    ("overrides", "noted"),
+    [
+        (("trainer.ema_decay=0.9995", "trainer.steps=7000"), True),  # reached at step 17,990
+        (("trainer.ema_decay=0.9995", "trainer.steps=17991"), False),  # the last step uses it
+        (("trainer.ema_decay=0.99", "trainer.steps=7000"), False),
+        (("model=stylegan2", "trainer.ema_decay=0.9995", "trainer.ema_kimg=0", "trainer.steps=100"), True),
+        # ema_kimg sets the decay: noted by its own rule, not this one
+        (("model=stylegan2", "trainer.ema_decay=0.9995", "trainer.ema_kimg=10", "trainer.steps=100"), False),
+    ],
+)
+def test_ema_decay_the_warmup_never_reaches_is_noted(overrides, noted):
+    """A decay the warm-up stays below for the whole run does nothing: the note says so."""
+    notes = [n for n in inert_settings(compose_config(*overrides)) if "warm-up" in n]
+    assert bool(notes) == noted
+    if noted:
+        assert notes[0].startswith("trainer.ema_decay=0.9995 has no effect with trainer.steps=")
+        assert "step 17,990" in notes[0]
 
 
 def test_fixed_noise_is_fixed(tmp_path):

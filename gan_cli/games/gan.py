@@ -28,7 +28,7 @@ from gan_cli.losses import LOSSES, clip_weights, gradient_penalty, mmd2, r1_pena
 from gan_cli.models import build_models, check_buildable, is_conditional
 from gan_cli.models.norm import recompute_batchnorm_stats
 from gan_cli.optim import apply_optim_config, build_optimizer, build_schedulers
-from gan_cli.schema import ConfigError, Labels, LossName
+from gan_cli.schema import ConfigError, Labels, LossName, ema_decay_at
 from gan_cli.unroll import call_with, unrolled_params
 
 from . import Game, Setup
@@ -274,9 +274,7 @@ class GAN(Game):
     def _update_ema(self) -> None:
         if self.G_ema is None:
             return
-        # warm-up (as TensorFlow's ExponentialMovingAverage with num_updates): early on the
-        # average follows G closely instead of dragging the random initial weights along
-        decay = min(self.cfg.trainer.ema_decay, (1 + self.step) / (10 + self.step))
+        decay = ema_decay_at(self.cfg.trainer.ema_decay, self.step)  # warmed up
         ema, live, ema_buffers, buffers = self._ema_pairs
         torch._foreach_lerp_(ema, live, 1.0 - decay)
         if buffers:
