@@ -801,7 +801,10 @@ def ema_decay_at(decay: float, step: int) -> float:
 
 
 def ema_decay_first_step(decay: float) -> int:
-    """The first step at which the warm-up (ema_decay_at) lets `decay` (in (0, 1)) take effect."""
+    """The first step at which the warm-up (ema_decay_at) lets `decay` take effect (0 for a decay
+    outside (0, 1), which check_config refuses or which turns the EMA off)."""
+    if not 0 < decay < 1:
+        return 0
     step = max(0, math.floor((10 * decay - 1) / (1 - decay)))
     while ema_decay_at(decay, step) < decay:
         step += 1
@@ -809,8 +812,8 @@ def ema_decay_first_step(decay: float) -> int:
 
 
 def ema_warmup_covers_run(cfg: Config) -> bool:
-    """True when trainer.ema_decay > 0 never takes effect: the GAN game's warm-up stays at or
-    below it through the last of trainer.steps updates (StyleGAN2 with trainer.ema_kimg and
+    """True when trainer.ema_decay > 0 never takes effect: the GAN game's warm-up stays below it
+    through the last of trainer.steps updates (StyleGAN2 with trainer.ema_kimg and
     CycleGAN have other rules)."""
     t, m = cfg.trainer, cfg.model
     if t.ema_decay <= 0 or m.name == ModelName.cyclegan or (m.name == ModelName.stylegan2 and t.ema_kimg > 0):
