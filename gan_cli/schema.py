@@ -221,6 +221,9 @@ class ModelConfig:
 class LossConfig:
     name: LossName = MISSING
     n_critic: int = 1  # D steps per G step
+    # G updates per step, the later ones through a fresh G forward of the same z (the DCGAN-tensorflow
+    # code behind PacGAN's Stacked MNIST runs takes 2, "to make sure that d_loss does not go to zero")
+    g_steps: int = 1
     gp_weight: float = 10.0  # wgan_gp
     clip: float = 0.01  # wgan weight clipping
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
@@ -505,6 +508,8 @@ def check_config(cfg: Config) -> None:
         problems.append(f"trainer.ema_decay must be in [0, 1), got {t.ema_decay}")
     if cfg.loss.n_critic < 1:
         problems.append(f"loss.n_critic must be >= 1, got {cfg.loss.n_critic}")
+    if cfg.loss.g_steps < 1:
+        problems.append(f"loss.g_steps must be >= 1, got {cfg.loss.g_steps}")
     for key in ("lr_g", "lr_d"):
         if getattr(cfg.optim, key) <= 0:
             problems.append(f"optim.{key} must be > 0, got {getattr(cfg.optim, key)}")
@@ -708,6 +713,8 @@ def _stylegan2_problems(cfg: Config) -> list[str]:
         )
     if lc.n_critic != 1:
         problems.append(f"loss.n_critic={lc.n_critic}: the StyleGAN2 game takes one D step per G step")
+    if lc.g_steps != 1:
+        problems.append(f"loss.g_steps={lc.g_steps}: the StyleGAN2 game takes one G step per D step")
     for key, bad in (
         ("model.pack", m.pack > 1),
         ("model.minibatch_discrimination", m.minibatch_discrimination),
@@ -937,6 +944,7 @@ def inert_settings(cfg: Config) -> list[str]:
             (key, m.name == ModelName.cyclegan, "model=cyclegan (a stabiliser of the GAN game)")
             for key in (
                 "loss.n_critic",
+                "loss.g_steps",
                 "loss.r1_gamma",
                 "loss.label_smoothing",
                 "loss.feature_matching",

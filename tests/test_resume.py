@@ -19,8 +19,12 @@ from tests.conftest import TINY, compose_config, run_cli
 from tests.test_training import fit
 
 PAIRS = [("dcgan", "nonsaturating"), ("cgan", "hinge"), ("mlp", "wgan_gp")]
-# extra overrides: G with virtual batch norm (its reference latents travel in the checkpoint)
-VARIANTS = [(m, loss, ()) for m, loss in PAIRS] + [("mlp", "lsgan", ("model.g_norm=virtual_batch",))]
+# extra overrides: G with virtual batch norm (its reference latents travel in the checkpoint); two
+# G steps per step on packed D inputs (the Stacked MNIST VEEGAN recipe's game)
+VARIANTS = [(m, loss, ()) for m, loss in PAIRS] + [
+    ("mlp", "lsgan", ("model.g_norm=virtual_batch",)),
+    ("dcgan", "nonsaturating", ("loss.g_steps=2", "model.pack=2")),
+]
 
 
 def assert_same_state(a: Trainer, b: Trainer) -> None:

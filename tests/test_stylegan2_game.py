@@ -190,6 +190,7 @@ def test_conditional_variant_takes_labels_into_mapping_and_d(tmp_path):
         ("loss=wgan_gp", "loss.gp_weight"),
         ("model.pack=2", "model.pack"),
         ("loss.n_critic=2", "one D step per G step"),
+        ("loss.g_steps=2", "one G step per D step"),
         ("trainer.precision=fp16", "no fp16 overflow guards"),
         ("trainer.compile=true", "trainer.compile"),
         ("loss.label_smoothing=0.1", "loss.label_smoothing"),

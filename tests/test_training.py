@@ -63,6 +63,23 @@ def test_n_critic_draws_more_real_batches(tmp_path):
     assert trainer.game.batches.pos == 2 * 5 * cfg.trainer.batch_size
 
 
+def test_g_steps_updates_g_again_on_the_same_z(tmp_path):
+    """loss.g_steps=2: two Adam steps of G per step, one of D, no extra real batch or noise draw
+    (the second G step re-runs G on the first one's z)."""
+    runs = {}
+    for k in (1, 2):
+        cfg = compose_config("model=dcgan", "trainer.steps=3", f"loss.g_steps={k}")
+        runs[k] = Trainer(cfg, tmp_path / str(k))
+        fit(runs[k], tmp_path / str(k))
+    one, two = runs[1].game, runs[2].game
+    adam_step = lambda opt: int(next(iter(opt.state_dict()["state"].values()))["step"])  # noqa: E731
+    assert (adam_step(one.opt_g), adam_step(one.opt_d)) == (3, 3)
+    assert (adam_step(two.opt_g), adam_step(two.opt_d)) == (6, 3)
+    assert one.batches.pos == two.batches.pos == 3 * runs[1].cfg.trainer.batch_size
+    assert torch.equal(one.noise_gen.get_state(), two.noise_gen.get_state())
+    assert not torch.equal(next(one.G.parameters()), next(two.G.parameters()))
+
+
 def test_loss_sets_optimizer_defaults():
     wgan = compose_config("loss=wgan")
     assert wgan.optim.name.value == "rmsprop" and wgan.loss.n_critic == 5

@@ -1,8 +1,9 @@
 """The GAN game: one generator G, one discriminator D (mlp, dcgan, cgan), the loss variants and
 their penalties, the stabilisers, an EMA of G, and fixed noise for every grid.
 
-A step is loss.n_critic D updates on fresh real batches and fresh fakes, then one G update through
-the last D step's fakes (one G forward shared by both). Goodfellow et al. 2014; the DCGAN recipe of
+A step is loss.n_critic D updates on fresh real batches and fresh fakes, then loss.g_steps G updates:
+the first through the last D step's fakes (one G forward shared by both), any later one through a
+fresh G forward of the same z. Goodfellow et al. 2014; the DCGAN recipe of
 Radford et al. 2016; the variants and stabilisers of losses.py, unroll.py and augment.py.
 """
 
@@ -163,6 +164,10 @@ class GAN(Game):
         for i in range(n_critic):
             loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
         loss_g, gen_logits, gn_g = self._g_step(fake, y)
+        for _ in range(self.cfg.loss.g_steps - 1):
+            with self.autocast():
+                fake = self.G(self._last_z, y)
+            loss_g, gen_logits, gn_g = self._g_step(fake, y)
         for scheduler in self.schedulers:
             scheduler.step()
         self._update_ema()
@@ -184,8 +189,9 @@ class GAN(Game):
         # gradient penalty interpolates within one class
         lc = self.cfg.loss
         with self.autocast():
+            z = self._sample_z(len(real))
             with torch.set_grad_enabled(last):
-                fake = self.G(self._sample_z(len(real)), y)
+                fake = self.G(z, y)
             real_logits = self.D(self._d_input(real), y)
             fake_logits = self.D(self._d_input(fake.detach()), y)
             if lc.label_smoothing:
@@ -202,7 +208,7 @@ class GAN(Game):
             clip_weights(self.D, self.cfg.loss.clip)
         if self.ada is not None:
             self._rt = self.ada.update(real_logits)
-        self._last_real = real
+        self._last_real, self._last_z = real, z
         return loss_d.detach(), real_logits.detach(), grad_norm, fake, y
 
     def _g_step(self, fake: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
