@@ -6,8 +6,7 @@ The first `size` images are stored and passed through; after that each new image
 probability 1/2, swapped for a random stored one (which D sees instead), else passed through.
 Random draws come from the pool's own generator, so a resumed run continues it exactly. Each slot
 remembers when its image came in, so that a run resumed with a smaller `trainer.pool_size` keeps
-the newest of the saved images. A class-conditional discriminator's fakes travel with their labels
-(`query_labelled`): a swapped-in image comes with its own label.
+the newest of the saved images.
 """
 
 from __future__ import annotations
@@ -23,61 +22,41 @@ class ImagePool:
         self.size = size
         self.count = 0
         self.images: Tensor | None = None  # (size, C, H, W), filled up to `count`
-        self.labels: Tensor | None = None  # (size,) class labels of the images, for query_labelled
         self.stamps = torch.zeros(size, dtype=torch.long)  # per slot: the number of its image's arrival
         self.seen = 0  # images queried so far
         self.gen = torch.Generator().manual_seed(seed)
         self.device = device
 
+    @torch.no_grad()
     def query(self, images: Tensor) -> Tensor:
         """(N, C, H, W) new fakes -> (N, C, H, W) fakes for D, each new or from the history."""
-        return self._query(images, None)[0]
-
-    def query_labelled(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """`query` for fakes with class labels (N,): the labels of the images D gets."""
-        out, out_labels = self._query(images, labels)
-        assert out_labels is not None
-        return out, out_labels
-
-    @torch.no_grad()
-    def _query(self, images: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor | None]:
         if self.size == 0:
-            return images, labels
+            return images
         images = images.detach()
         if self.images is None:
             self.images = torch.empty(
                 (self.size, *images.shape[1:]), dtype=images.dtype, device=images.device
             )
-        if labels is not None and self.labels is None:
-            self.labels = torch.zeros(self.size, dtype=labels.dtype, device=labels.device)
         out = images.clone()
-        out_labels = labels.clone() if labels is not None else None
         for i in range(len(images)):
             if self.count < self.size:
                 self.images[self.count] = images[i]
-                if labels is not None:
-                    self.labels[self.count] = labels[i]  # type: ignore[index]
                 self.stamps[self.count] = self.seen
                 self.count += 1
             elif float(torch.rand((), generator=self.gen)) > 0.5:
                 j = int(torch.randint(self.size, (), generator=self.gen))
                 out[i] = self.images[j]
                 self.images[j] = images[i]
-                if labels is not None:
-                    out_labels[i] = self.labels[j]  # type: ignore[index]
-                    self.labels[j] = labels[i]  # type: ignore[index]
                 self.stamps[j] = self.seen
             self.seen += 1
-        return out, out_labels
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         stored = self.images[: self.count].cpu() if self.images is not None else None
         stamps = self.stamps[: self.count].clone()
-        labels = self.labels[: self.count].cpu() if self.labels is not None else None
         return {
             "count": self.count,
             "images": stored,
-            "labels": labels,
             "stamps": stamps,
             "seen": self.seen,
             "gen": self.gen.get_state(),
@@ -90,24 +69,17 @@ class ImagePool:
         self.gen.set_state(state["gen"])
         stored = state["images"]
         if stored is None or self.size == 0:
-            self.images, self.labels, self.count, self.seen = None, None, 0, 0
+            self.images, self.count, self.seen = None, 0, 0
             return
         stored = stored[: int(state["count"])]
-        labels = state.get("labels")  # None: an unlabelled pool, or one saved before labels
-        labels = labels[: len(stored)] if labels is not None else None
         stamps = state.get("stamps")
         stamps = torch.arange(len(stored)) if stamps is None else stamps[: len(stored)].long()
         if len(stored) > self.size:
             keep = stamps.argsort(stable=True)[-self.size :].sort().values
             stored, stamps = stored[keep], stamps[keep]
-            labels = labels[keep] if labels is not None else None
         self.count = len(stored)
         self.seen = int(state.get("seen", int(stamps.max()) + 1 if len(stamps) else 0))
         self.stamps.zero_()
         self.stamps[: self.count] = stamps
         self.images = torch.empty((self.size, *stored.shape[1:]), dtype=stored.dtype, device=self.device)
         self.images[: self.count] = stored.to(self.device)
-        self.labels = None
-        if labels is not None:
-            self.labels = torch.zeros(self.size, dtype=labels.dtype, device=self.device)
-            self.labels[: self.count] = labels.to(self.device)

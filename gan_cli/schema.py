@@ -785,28 +785,6 @@ def _translation_problems(cfg: Config) -> list[str]:
             f"but data.a={d.a.name.value} has none (data.a.num_classes={d.a.num_classes}); use a labelled "
             "set as domain A (e.g. data=digits2mnist) or loss.semantic_weight=0"
         )
-    if m.cond == CondMode.concat:
-        problems.append(
-            "model.cond=concat: model=cyclegan's discriminators are conditioned by projection or not at "
-            "all: model.cond=projection|none"
-        )
-    elif m.cond == CondMode.projection:
-        unlabelled = [
-            f"{key}={dom.name.value}"
-            for key, dom in (("data.a", d.a), ("data.b", d.b))
-            if dom.num_classes < 2 and dom.labels != Labels.subfolders
-        ]
-        if unlabelled:
-            problems.append(
-                f"model.cond=projection conditions CycleGAN's discriminators on the class labels of both "
-                f"domains, but {' and '.join(unlabelled)} {'has' if len(unlabelled) == 1 else 'have'} none "
-                "(num_classes < 2); use labelled domains (e.g. data=digits2mnist) or model.cond=none"
-            )
-        elif d.a.num_classes and d.b.num_classes and d.a.num_classes != d.b.num_classes:
-            problems.append(
-                f"model.cond=projection conditions both discriminators on one set of classes, but "
-                f"data.a.num_classes={d.a.num_classes} and data.b.num_classes={d.b.num_classes}"
-            )
     if cfg.loss.identity_weight and d.a.channels != d.b.channels:
         problems.append(
             f"loss.identity_weight={cfg.loss.identity_weight} compares G_AB(b) with b, which needs both "
@@ -869,7 +847,7 @@ def inert_settings(cfg: Config) -> list[str]:
         ("model.embed_dim", m.name != ModelName.cgan, f"model={m.name.value} (unconditional)"),
         (
             "model.cond",
-            m.name not in (ModelName.cgan, ModelName.stylegan2, ModelName.cyclegan),
+            m.name not in (ModelName.cgan, ModelName.stylegan2),
             f"model={m.name.value} (unconditional)",
         ),
         ("model.g_hidden", m.name != ModelName.mlp, f"model={m.name.value} (convolutional)"),

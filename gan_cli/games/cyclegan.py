@@ -38,7 +38,7 @@ from gan_cli.losses import LOSSES
 from gan_cli.models import build_translators, check_buildable
 from gan_cli.optim import apply_optim_config, build_optimizer, build_schedulers
 from gan_cli.pool import ImagePool
-from gan_cli.schema import CondMode, ConfigError
+from gan_cli.schema import ConfigError
 
 from . import Game, Setup
 
@@ -80,19 +80,8 @@ class CycleGAN(Game):
         assert data.a is not None and data.b is not None  # check_config made sure
 
         # data: two independent streams; an epoch of the loop covers the larger domain
-        self.batches_a, classes_a = make_batches(data.a, t.batch_size, self.stream_seed, device, "data.a")
-        self.batches_b, classes_b = make_batches(data.b, t.batch_size, self.stream_seed + 7, device, "data.b")
-        # model.cond=projection: class-conditional discriminators, each domain's images with their
-        # labels, fakes with their source's (one class list for both domains)
-        self.conditional = cfg.model.cond == CondMode.projection
-        if self.conditional:
-            if classes_a != classes_b:
-                raise ConfigError(
-                    f"model.cond=projection conditions both discriminators on one set of classes, but "
-                    f"data.a has {classes_a} and data.b {classes_b}; give both domains the same classes "
-                    "(data.a.classes, data.b.classes) or set model.cond=none"
-                )
-            data.a.num_classes = data.b.num_classes = classes_a  # discovered from subfolders
+        self.batches_a, _ = make_batches(data.a, t.batch_size, self.stream_seed, device, "data.a")
+        self.batches_b, _ = make_batches(data.b, t.batch_size, self.stream_seed + 7, device, "data.b")
 
         # networks, optimizers
         nets = build_translators(cfg.model, data, cfg.loss.name)
@@ -144,10 +133,8 @@ class CycleGAN(Game):
 
     # ---- one training step ----------------------------------------------------------------
     def train_step(self) -> Tensor:
-        real_a, y_a = self.batches_a.next()
-        real_b, y_b = self.batches_b.next()
-        if not self.conditional:  # unconditional discriminators take no labels
-            y_a = y_b = None
+        real_a, _ = self.batches_a.next()
+        real_b, _ = self.batches_b.next()
         lc = self.cfg.loss
         with self.autocast():
             fake_b = self.G_AB(real_a)
@@ -159,12 +146,9 @@ class CycleGAN(Game):
         for p in self.d_params:
             p.requires_grad_(False)
         with self.autocast():
-            # a translation keeps its source's label: D_B judges G_AB(a) as an image of a's class
             adv = self.loss.g_loss(
-                judge(self.D_B, self.d_input(fake_b, self.noise_gen, self.ada_b), y_a).float()
-            ) + self.loss.g_loss(
-                judge(self.D_A, self.d_input(fake_a, self.noise_gen, self.ada_a), y_b).float()
-            )
+                self.D_B(self.d_input(fake_b, self.noise_gen, self.ada_b)).float()
+            ) + self.loss.g_loss(self.D_A(self.d_input(fake_a, self.noise_gen, self.ada_a)).float())
             cycle = lc.cycle_weight * (cycle_l1(rec_a, real_a) + cycle_l1(rec_b, real_b))
             identity = torch.zeros((), device=self.device)
             if lc.identity_weight:
@@ -182,21 +166,13 @@ class CycleGAN(Game):
             p.requires_grad_(True)
 
         # discriminators, on real batches and pooled fakes
-        if y_a is None or y_b is None:
-            pooled_b, pooled_a = self.pool_b.query(fake_b.detach()), self.pool_a.query(fake_a.detach())
-            pooled_y_b = pooled_y_a = None
-        else:
-            pooled_b, pooled_y_b = self.pool_b.query_labelled(fake_b.detach(), y_a)
-            pooled_a, pooled_y_a = self.pool_a.query_labelled(fake_a.detach(), y_b)
+        pooled_b = self.pool_b.query(fake_b.detach())
+        pooled_a = self.pool_a.query(fake_a.detach())
         with self.autocast():
-            real_logits_a = judge(self.D_A, self.d_input(real_a, self.noise_gen, self.ada_a), y_a).float()
-            fake_logits_a = judge(
-                self.D_A, self.d_input(pooled_a, self.noise_gen, self.ada_a), pooled_y_a
-            ).float()
-            real_logits_b = judge(self.D_B, self.d_input(real_b, self.noise_gen, self.ada_b), y_b).float()
-            fake_logits_b = judge(
-                self.D_B, self.d_input(pooled_b, self.noise_gen, self.ada_b), pooled_y_b
-            ).float()
+            real_logits_a = self.D_A(self.d_input(real_a, self.noise_gen, self.ada_a)).float()
+            fake_logits_a = self.D_A(self.d_input(pooled_a, self.noise_gen, self.ada_a)).float()
+            real_logits_b = self.D_B(self.d_input(real_b, self.noise_gen, self.ada_b)).float()
+            fake_logits_b = self.D_B(self.d_input(pooled_b, self.noise_gen, self.ada_b)).float()
             loss_d_a = self.d_scale * self.loss.d_loss(real_logits_a, fake_logits_a)
             loss_d_b = self.d_scale * self.loss.d_loss(real_logits_b, fake_logits_b)
         gn_d = self.update(self.d_params, self.opt_d, self.scaler_d, loss_d_a + loss_d_b)
@@ -389,11 +365,6 @@ class CycleGAN(Game):
         o = self.cfg.optim
         pairs = [(self.opt_g, self.schedulers[0], o.lr_g), (self.opt_d, self.schedulers[1], o.lr_d)]
         apply_optim_config(self.cfg, pairs, rollbacks)
-
-
-def judge(d: nn.Module, x: Tensor, y: Tensor | None) -> Tensor:
-    """D's patch logits (N, P) of images x; labels y (N,) only for a class-conditional D."""
-    return d(x) if y is None else d(x, y)
 
 
 def cycle_l1(x: Tensor, target: Tensor) -> Tensor:

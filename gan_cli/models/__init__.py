@@ -87,8 +87,7 @@ def build_translators(
     model: ModelConfig, data: DataConfig, loss: LossName
 ) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
     """CycleGAN's (G_AB, G_BA, D_A, D_B) for data.a and data.b: ResNet generators A -> B and
-    B -> A, PatchGAN discriminators of domain A and domain B images, N(0, 0.02) init; with
-    model.cond=projection the discriminators are class-conditional over data.num_classes."""
+    B -> A, PatchGAN discriminators of domain A and domain B images, N(0, 0.02) init."""
     if data.a is None or data.b is None:
         raise ModelConfigError(
             "model=cyclegan needs data=unpaired with data.a and data.b (e.g. data=digits2mnist)"
@@ -105,26 +104,17 @@ def build_translators(
         )
     g_norm, d_norm = resolve_norms(model, loss)
     ca, cb = data.a.channels, data.b.channels
-    classes = translation_classes(model, data)
     nets = (
         ResnetGenerator(ca, cb, model.g_channels, model.res_blocks, g_norm),
         ResnetGenerator(cb, ca, model.g_channels, model.res_blocks, g_norm),
-        PatchDiscriminator(ca, model.d_channels, model.d_layers, d_norm, classes),
-        PatchDiscriminator(cb, model.d_channels, model.d_layers, d_norm, classes),
+        PatchDiscriminator(ca, model.d_channels, model.d_layers, d_norm),
+        PatchDiscriminator(cb, model.d_channels, model.d_layers, d_norm),
     )
     for i, net in enumerate(nets):
         dcgan_init(net)
         if (i < 2 and model.spectral_norm_g) or (i >= 2 and model.spectral_norm_d):
             spectral_normalise(net)
     return nets
-
-
-def translation_classes(model: ModelConfig, data: DataConfig) -> int:
-    """The classes CycleGAN's discriminators are conditioned on: both domains' count with
-    model.cond=projection (check_config made sure they agree), else 0 (unconditional)."""
-    if model.cond != CondMode.projection or data.a is None:
-        return 0
-    return max(data.a.num_classes, 2)
 
 
 def check_buildable(model: ModelConfig, data: DataConfig, loss: LossName) -> None:

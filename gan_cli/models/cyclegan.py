@@ -5,7 +5,6 @@ discriminator (Isola et al. 2017), with the layer choices of the authors' PyTorc
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_cli.models.norm import norm_2d
@@ -68,14 +67,9 @@ class ResnetGenerator(nn.Module):
 class PatchDiscriminator(nn.Module):
     """PatchGAN: (N, C, S, S) -> (N, P) logits, one per overlapping patch. `layers` stride-2 4x4
     convs (width doubling up to x8), one stride-1 conv, then a 4x4 conv to one channel. With 3
-    layers each logit sees 70x70 pixels: the whole image at 32 px (P = 4 there).
+    layers each logit sees 70x70 pixels: the whole image at 32 px (P = 4 there)."""
 
-    `num_classes` > 0 makes it class-conditional by projection (Miyato & Koyama 2018) per patch:
-    each patch's logit gains <embed(y), h>, averaged over the 4x4 window of last features h that
-    the final conv reads (zero-padded as that conv is), for labels y of shape (N,) in
-    [0, num_classes)."""
-
-    def __init__(self, in_channels: int, width: int, layers: int, norm: str, num_classes: int = 0) -> None:
+    def __init__(self, in_channels: int, width: int, layers: int, norm: str) -> None:
         super().__init__()
         bias = norm != "batch"
         seq: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2)]
@@ -90,16 +84,7 @@ class PatchDiscriminator(nn.Module):
             ]
             prev = mult
         seq += [nn.Conv2d(width * prev, 1, 4, 1, 1)]
-        self.net = nn.Sequential(*seq)  # one Sequential, as before: checkpoints keep their keys
-        self.embed = nn.Embedding(num_classes, width * prev) if num_classes else None
-        if self.embed is not None:  # as small as the convs' weights (cgan.py says why)
-            nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        self.net = nn.Sequential(*seq)
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        if self.embed is None:
-            return self.net(x).flatten(1)
-        if y is None:
-            raise ValueError("a class-conditional discriminator needs labels y")
-        h = self.net[:-1](x)
-        inner = (self.embed(y).to(h.dtype)[:, :, None, None] * h).sum(1, keepdim=True)
-        return (self.net[-1](h) + F.avg_pool2d(inner, 4, 1, 1)).flatten(1)
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).flatten(1)
