@@ -166,6 +166,8 @@ def test_small_d_recipe_has_the_unrolled_gan_papers_networks():
 
 def test_veegan_recipe_has_the_reference_dcgan():
     cfg = compose_config("experiment=stacked_mnist_veegan", tiny=False)
+    # the reference code's two G steps per D step, on PacGAN2's packs
+    assert cfg.loss.g_steps == 2 and cfg.loss.n_critic == 1 and cfg.model.pack == 2
     g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
     assert _maps(g, torch.rand(2, 100) * 2 - 1, (nn.BatchNorm2d,)) == [
         (512, 2, 2),
