@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan_cli.errors import UserError
 from gan_cli.finish import finish
 from gan_cli.resume import CONTINUED_IN, find_previous_run, finished_metrics, resume_config
-from gan_cli.schema import GROUPS, Config, check_config, inert_settings, register, valid_keys
+from gan_cli.schema import GROUPS, Config, Precision, check_config, inert_settings, register, valid_keys
 from gan_cli.shell import command, hydra_value, override, shell_word
 
 CONFIG_PATH = "pkg://gan_cli.configs"
@@ -375,6 +375,10 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
             attempt.keep_log(run_dir)
             print(f"Run directory: {run_dir.resolve()}", flush=True)
             print(f"CPU threads: {threads} ({why})", flush=True)
+            if t.precision in (Precision.auto, Precision.bf16_native):  # these depend on the hardware
+                dtype = "bf16 autocast" if trainer.game.amp_dtype == torch.bfloat16 else "fp32"
+                where = f"trainer.precision={t.precision.value} on this {trainer.device.type}"
+                print(f"Precision: {dtype} ({where})", flush=True)
             if info.enabled:
                 print(
                     f"torchrun: {info.world} ranks x trainer.batch_size={t.batch_size} = global batch "

@@ -106,6 +106,9 @@ class Device(str, Enum):
 
 class Precision(str, Enum):
     auto = "auto"  # bf16 on a CUDA GPU that supports it, else fp32
+    # bf16 where the device computes it natively (such a CUDA GPU, or a CPU with AVX512-BF16, AMX or
+    # Arm's BF16 instructions), else fp32: faster on those CPUs, never emulated where slow
+    bf16_native = "bf16_native"
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
@@ -288,9 +291,9 @@ class TrainerConfig:
     batch_size: int = 32  # samples per D and G step (per rank under torchrun)
     seed: int = 0  # seeds weights, noise and data order: the same seed gives the same run
     device: Device = Device.auto  # auto = cuda if available, else mps, else cpu
-    precision: Precision = (
-        Precision.auto
-    )  # autocast dtype; auto = bf16 on a CUDA GPU that supports it, else fp32
+    # autocast dtype; auto = bf16 on a CUDA GPU that supports it, else fp32; bf16_native = bf16 also
+    # on a CPU with bf16 instructions
+    precision: Precision = Precision.auto
     log_every: int = 50  # health metrics to the terminal, TensorBoard and metrics.jsonl
     sample_every: int = 500  # fixed-noise grid to samples/ and TensorBoard (and at the end)
     ckpt_every: int = 1000  # checkpoints/step_*.pt and last.pt (and at the end)

@@ -59,11 +59,22 @@ def resolve_device(name: Device) -> torch.device:
     return torch.device(name.value)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic instructions (x86: AVX512-BF16 or AMX-BF16; Arm: BF16
+    or SVE-BF16), so that bf16 autocast runs faster than fp32 rather than through conversions."""
+    caps = torch.cpu.get_capabilities()
+    return any(bool(caps.get(k)) for k in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
+
+
 def resolve_precision(p: Precision, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
+    """The autocast dtype of trainer.precision on `device`, or None for plain fp32. `auto`: bf16 on
+    a CUDA GPU that supports it; `bf16_native`: also on a CPU with native bf16 (cpu_has_native_bf16)."""
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     if p == Precision.auto:
-        cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else None
+    if p == Precision.bf16_native:
+        cpu_bf16 = device.type == "cpu" and cpu_has_native_bf16()
+        return torch.bfloat16 if cuda_bf16 or cpu_bf16 else None
     return {Precision.fp32: None, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}[p]
 
 

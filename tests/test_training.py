@@ -110,6 +110,45 @@ def test_mixed_precision_on_cpu(precision, tmp_path):
     assert all(p.dtype == torch.float32 for p in trainer.game.G.parameters())  # master weights
 
 
+@pytest.mark.parametrize(
+    "caps, native",
+    [
+        ({"avx512_bf16": True, "avx512_f": True}, True),  # x86 with AVX512-BF16 (Zen 4+, Cooper Lake+)
+        ({"amx_bf16": True}, True),  # Sapphire Rapids' AMX
+        ({"bf16": True, "architecture": "arm64"}, True),  # Armv8.6 BF16 (Graviton 3, Apple M2+)
+        ({"avx512_f": True, "avx2": True, "avx512_bf16": False}, False),  # AVX-512 without bf16
+        ({"avx2": True}, False),
+    ],
+)
+def test_bf16_native_follows_the_cpu(caps, native, monkeypatch):
+    from types import MappingProxyType
+
+    from gan_cli.schema import Precision
+    from gan_cli.trainer import cpu_has_native_bf16, resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: MappingProxyType(caps))
+    cpu = torch.device("cpu")
+    assert cpu_has_native_bf16() is native
+    assert resolve_precision(Precision.bf16_native, cpu) == (torch.bfloat16 if native else None)
+    assert resolve_precision(Precision.auto, cpu) is None  # auto stays fp32 on every CPU
+    assert resolve_precision(Precision.bf16, cpu) == torch.bfloat16  # an explicit choice is kept
+    assert resolve_precision(Precision.fp32, cpu) is None
+
+
+def test_a_run_says_what_a_hardware_dependent_precision_resolved_to(tmp_path):
+    from gan_cli.trainer import cpu_has_native_bf16
+    from tests.conftest import TINY, run_cli
+
+    out = run_cli(*TINY, "trainer.precision=bf16_native", "hydra.run.dir=r", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    dtype = "bf16 autocast" if cpu_has_native_bf16() else "fp32"
+    assert f"Precision: {dtype} (trainer.precision=bf16_native on this cpu)" in out.stdout
+    out = run_cli(*TINY, "hydra.run.dir=r2", cwd=tmp_path)
+    assert "Precision: fp32 (trainer.precision=auto on this cpu)" in out.stdout
+    out = run_cli(*TINY, "trainer.precision=fp32", "hydra.run.dir=r3", cwd=tmp_path)
+    assert "Precision:" not in out.stdout  # a fixed choice needs no word
+
+
 def test_ema_follows_decay(tmp_path):
     cfg = compose_config("model=mlp", "trainer.ema_decay=0.9", "trainer.steps=1")
     trainer = Trainer(cfg, tmp_path)
