@@ -229,13 +229,13 @@ def test_resume_error_type_is_a_user_error():
 @pytest.mark.parametrize(
     "overrides, width, lr, steps",
     [
-        ((), (48, 24), 1.5e-3, 7000),  # `gan-train`: the quick start's tuning (configs/tuned/)
-        (("data=mnist5k", "model=dcgan", "loss=nonsaturating"), (48, 24), 1.5e-3, 7000),
+        ((), (48, 24), 1.5e-3, 16000),  # `gan-train`: the quick start's tuning (configs/tuned/)
+        (("data=mnist5k", "model=dcgan", "loss=nonsaturating"), (48, 24), 1.5e-3, 16000),
         (("~tuned",), (64, 64), 6e-4, 2300),  # dropped: Radford's widths, the loss's usual rate
         (("data=cifar10",), (64, 64), 6e-4, 2300),  # another data set: not tuned
         (("loss=hinge",), (64, 64), 2e-4, 2300),  # another loss: its own usual optimizer
         (("loss=wgan_gp",), (64, 64), 1e-4, 2300),
-        (("model.g_channels=64", "optim.lr_g=2e-4"), (64, 24), 2e-4, 7000),  # explicit keys win
+        (("model.g_channels=64", "optim.lr_g=2e-4"), (64, 24), 2e-4, 16000),  # explicit keys win
     ],
 )
 def test_tuned_settings_apply_to_their_combination_only(overrides, width, lr, steps):

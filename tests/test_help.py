@@ -94,7 +94,7 @@ def test_train_help_lists_groups_and_every_option_file(overview):
 
 
 def test_train_help_common_keys_have_defaults_types_and_comments(overview):
-    assert re.fullmatch(r"  trainer\.steps=7000 +int +G updates.*", line_of(overview, "trainer.steps="))
+    assert re.fullmatch(r"  trainer\.steps=16000 +int +G updates.*", line_of(overview, "trainer.steps="))
     assert re.fullmatch(
         r"  trainer\.device=auto +auto\|cpu\|cuda\|mps\b.*", line_of(overview, "trainer.device=")
     )
@@ -131,7 +131,7 @@ def test_train_help_of_one_group_lists_every_key_with_its_comment():
             continue
         line = line_of(text, f"trainer.{f.name}=")
         assert comments.get(f.name, "-").split()[0] in line or comments.get(f.name, "")[:20] in text
-    assert "trainer.steps=7000" in line_of(text, "trainer.steps=") and "G updates" in line_of(
+    assert "trainer.steps=16000" in line_of(text, "trainer.steps=") and "G updates" in line_of(
         text, "trainer.steps="
     )
     assert "trainer.keep_ckpts=3" in text and "newest step checkpoints kept" in text
