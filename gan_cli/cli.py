@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan_cli.errors import UserError
 from gan_cli.finish import finish
 from gan_cli.resume import CONTINUED_IN, find_previous_run, finished_metrics, resume_config
-from gan_cli.schema import GROUPS, Config, Precision, check_config, inert_settings, register, valid_keys
+from gan_cli.schema import GROUPS, Config, check_config, inert_settings, register, valid_keys
 from gan_cli.shell import command, hydra_value, override, shell_word
 
 CONFIG_PATH = "pkg://gan_cli.configs"
@@ -301,7 +301,7 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
 
     from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_state, resolve_resume
     from gan_cli.logs import RunLogger
-    from gan_cli.trainer import Trainer
+    from gan_cli.trainer import Trainer, precision_note
 
     attempt = attempt or Attempt()
     hc = HydraConfig.get()
@@ -375,10 +375,9 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
             attempt.keep_log(run_dir)
             print(f"Run directory: {run_dir.resolve()}", flush=True)
             print(f"CPU threads: {threads} ({why})", flush=True)
-            if t.precision in (Precision.auto, Precision.bf16_native):  # these depend on the hardware
-                dtype = "bf16 autocast" if trainer.game.amp_dtype == torch.bfloat16 else "fp32"
-                where = f"trainer.precision={t.precision.value} on this {trainer.device.type}"
-                print(f"Precision: {dtype} ({where})", flush=True)
+            note = precision_note(t.precision, trainer.game.amp_dtype, trainer.device)
+            if note:
+                print(note, flush=True)
             if info.enabled:
                 print(
                     f"torchrun: {info.world} ranks x trainer.batch_size={t.batch_size} = global batch "

@@ -106,8 +106,8 @@ class Device(str, Enum):
 
 class Precision(str, Enum):
     auto = "auto"  # bf16 on a CUDA GPU that supports it, else fp32
-    # bf16 where the device computes it natively (such a CUDA GPU, or a CPU with AVX512-BF16, AMX or
-    # Arm's BF16 instructions), else fp32: faster on those CPUs, never emulated where slow
+    # bf16 where the device computes it natively (such a CUDA GPU, or an x86 CPU with AVX512-BF16 or
+    # AMX), else fp32 (MPS, other CPUs): faster on those CPUs, never emulated where it would be slow
     bf16_native = "bf16_native"
     fp32 = "fp32"
     bf16 = "bf16"
@@ -292,7 +292,7 @@ class TrainerConfig:
     seed: int = 0  # seeds weights, noise and data order: the same seed gives the same run
     device: Device = Device.auto  # auto = cuda if available, else mps, else cpu
     # autocast dtype; auto = bf16 on a CUDA GPU that supports it, else fp32; bf16_native = bf16 also
-    # on a CPU with bf16 instructions
+    # on an x86 CPU with bf16 instructions
     precision: Precision = Precision.auto
     log_every: int = 50  # health metrics to the terminal, TensorBoard and metrics.jsonl
     sample_every: int = 500  # fixed-noise grid to samples/ and TensorBoard (and at the end)
