@@ -47,6 +47,15 @@ CASES: dict[str, list[str]] = {
     # images: lazy R1 every 16 and path length every 4 steps amortised into the step time
     "stylegan2_32": ["model=stylegan2", "data=fake", "data.channels=1", "data.image_size=32"],
     "dcgan_mnist": ["model=dcgan", "data=fake", "data.channels=1", "data.image_size=32"],
+    # the quick start's DCGAN (configs/tuned/mnist5k_dcgan_nonsaturating.yaml: 48 / 24 maps, batch 32)
+    "dcgan_quickstart": [
+        "model=dcgan",
+        "data=fake",
+        "data.channels=1",
+        "data.image_size=32",
+        "model.g_channels=48",
+        "model.d_channels=24",
+    ],
 }
 # whole gan-train processes (start-up, data, models, the steps, grids, checkpoints, exit): the fixed
 # costs of a short job are the wall time less the training loop's own (metrics.jsonl `elapsed`)
