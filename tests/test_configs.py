@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_cli.models import build_models
+from gan_cli.models import build_models, build_translators
 from gan_cli.schema import check_config
 from tests.conftest import CONFIGS, compose_config
 
@@ -17,8 +17,11 @@ def options(group: str) -> list[str]:
 def test_experiments_compose_and_build(experiment):
     cfg = compose_config(f"experiment={experiment}", tiny=False)
     check_config(cfg)
-    g, d = build_models(cfg.model, cfg.data, cfg.loss.name)
-    assert sum(p.numel() for p in g.parameters()) > 0 and sum(p.numel() for p in d.parameters()) > 0
+    if cfg.model.name.value == "cyclegan":
+        nets = build_translators(cfg.model, cfg.data, cfg.loss.name)
+    else:
+        nets = build_models(cfg.model, cfg.data, cfg.loss.name)
+    assert all(sum(p.numel() for p in net.parameters()) > 0 for net in nets)
 
 
 @pytest.mark.parametrize("group", ["data", "model", "loss", "optim", "trainer", "eval"])

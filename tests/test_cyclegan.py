@@ -103,7 +103,7 @@ def test_semantic_loss_against_hand_computed_values(tmp_path):
     # the classifier of domain A was trained on A's labels, cached, and is frozen
     assert type(game.f_a).__name__ == "SmallClassifier" and not game.f_a.training
     assert not any(p.requires_grad for p in game.f_a.parameters())
-    assert len(list((tmp_path / "cache" / "classifiers").glob("semantic-*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "classifiers").glob("semantic-*-stroke.pt"))) == 1
     game.G_AB, game.G_BA, game.D_A, game.D_B = Scale(2.0), Scale(0.25), MeanLogit(), MeanLogit()
     game.f_a = MeanClassifier()
     game.g_params = [game.G_AB.w, game.G_BA.w]
@@ -123,6 +123,28 @@ def test_semantic_loss_against_hand_computed_values(tmp_path):
     identity = 0.5 * 10 * (abs(-0.4 + 0.2) + abs(0.025 - 0.1))
     adversarial = (0.2 - 1) ** 2 + (-0.05 - 1) ** 2
     assert values["loss/g"] == pytest.approx(adversarial + cycle + identity + 2 * (ce_ab + ce_ba))
+
+
+def test_semantic_classifier_trains_with_random_stroke_sharpness():
+    from gan_cli.metrics.classifier import _augment, _stroke_augment
+
+    # a soft stroke: intensity ramps linearly from background (-1) to ink (1) across the image
+    ramp = torch.linspace(-1, 1, 16).expand(64, 1, 16, 16).contiguous()
+    out = _stroke_augment(ramp, torch.Generator().manual_seed(0))
+    again = _stroke_augment(ramp, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again) and out.shape == ramp.shape
+    assert out.min() >= -1 and out.max() <= 1
+    plain = _augment(ramp, torch.Generator().manual_seed(0))  # the same draws before the curve
+    curved = (out - plain).abs().flatten(1).amax(1) > 1e-6
+    # about 70 % of the images get the tone curve, the rest are the evaluation's augmentation
+    assert 0.5 < curved.float().mean() < 0.9
+    # the curve is steeper than the ramp through its threshold (all but the shallowest, k near 1):
+    # most curved images have more pixels near ink or background
+    near_ends = lambda x: ((x.abs() > 0.8).float().mean(dim=(1, 2, 3)))  # noqa: E731
+    assert (near_ends(out[curved]) > near_ends(plain[curved])).float().mean() > 0.8
+    # and the threshold varies, so strokes come out thinner in some images and thicker in others
+    ink = (out[curved] > 0).float().mean(dim=(1, 2, 3))
+    assert ink.max() - ink.min() > 0.2
 
 
 def test_semantic_loss_needs_labels_in_domain_a():

@@ -63,10 +63,36 @@ def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
     return (x * contrast + brightness + noise).clamp(-1, 1)
 
 
+def _stroke_augment(x: Tensor, gen: torch.Generator) -> Tensor:
+    """`_augment`, then for 70 % of the images a random tone curve u -> sigmoid(4 k (u - t)) on
+    intensities u in [0, 1] (steepness k in [1, 5], threshold t in [0.3, 0.7]): soft, wide strokes
+    become sharp and thinner or thicker by the threshold. A classifier trained with it reads a
+    digit whatever its stroke style, so it still reads a translation whose strokes took the other
+    domain's style (8x8 digits upscaled: soft and wide; MNIST: sharp and thin). Keeps [-1, 1]."""
+    x = _augment(x, gen)
+    shape = (len(x), 1, 1, 1)
+    k = 1 + 4 * torch.rand(shape, generator=gen)
+    t = 0.3 + 0.4 * torch.rand(shape, generator=gen)
+    curved = torch.sigmoid(4 * k * ((x + 1) / 2 - t)) * 2 - 1
+    return torch.where(torch.rand(shape, generator=gen) < 0.7, curved, x)
+
+
+AUGMENTATIONS = {"photometric": _augment, "stroke": _stroke_augment}
+
+
 def train_classifier(
-    x: Tensor, y: Tensor, num_classes: int, epochs: int, seed: int, device: torch.device
+    x: Tensor,
+    y: Tensor,
+    num_classes: int,
+    epochs: int,
+    seed: int,
+    device: torch.device,
+    augment: str = "photometric",
 ) -> tuple[SmallClassifier, float]:
-    """Train on 90 % of (x in [-1, 1], y); returns the model and its accuracy on the other 10 %."""
+    """Train on 90 % of (x in [-1, 1], y) with the named augmentation (`AUGMENTATIONS`: the
+    evaluation's "photometric", or "stroke" for CyCADA's semantic classifier); returns the model
+    and its accuracy on the other 10 %."""
+    aug = AUGMENTATIONS[augment]
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     perm = torch.randperm(len(x), generator=gen)
@@ -81,7 +107,7 @@ def train_classifier(
         order = train[torch.randperm(len(train), generator=gen)]
         for i in range(0, len(order) - 127, 128):
             idx = order[i : i + 128]
-            xb, yb = _augment(x[idx], gen).to(device), y[idx].to(device)
+            xb, yb = aug(x[idx], gen).to(device), y[idx].to(device)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -114,14 +140,16 @@ def load_or_train(
     seed: int,
     device: torch.device,
     purpose: str = "evaluation",
+    augment: str = "photometric",
 ) -> tuple[SmallClassifier, float]:
     """A cached classifier for this exact real set, or a newly trained (and cached) one;
-    `purpose` names it in the message printed while it trains."""
+    `purpose` names it in the message printed while it trains, `augment` is train_classifier's
+    (part of what `path` must name)."""
     from gan_cli.checkpoint import cached
 
     def train() -> dict[str, object]:
         print(f"training the {purpose} classifier on {len(x)} real images (cached at {path}) ...", flush=True)
-        model, accuracy = train_classifier(x, y, num_classes, epochs, seed, device)
+        model, accuracy = train_classifier(x, y, num_classes, epochs, seed, device, augment)
         return {"weights": model.state_dict(), "accuracy": accuracy}
 
     state = cached(path, train, lambda v: isinstance(v, dict) and {"weights", "accuracy"} <= v.keys())

@@ -53,9 +53,11 @@ def _real(dom: DomainConfig, n: int, seed: int, section: str) -> tuple[Tensor, T
 
 def semantic_classifier(dom: DomainConfig, cfg: EvalConfig, device: torch.device) -> torch.nn.Module:
     """The frozen classifier of CyCADA's semantic consistency loss (Hoffman et al. 2018): the
-    project's small CNN trained on every labelled image of domain `dom` (data.a), cached in
-    eval.cache_dir. Its seed is eval.seed + 1, so the classifier the evaluation reads domain A with
-    (eval.seed, eval.real_samples images) is another one. Returns it in eval mode, weights frozen.
+    project's small CNN trained on every labelled image of domain `dom` (data.a), with random
+    stroke sharpness and thickness (classifier `_stroke_augment`: it must read translations, whose
+    strokes take the other domain's style), cached in eval.cache_dir. Its seed is eval.seed + 1,
+    so the classifier the evaluation reads domain A with (eval.seed, eval.real_samples images) is
+    another one. Returns it in eval mode, weights frozen.
 
     Raises EvalError when the domain has no labels."""
     from gan_cli.metrics.classifier import VERSION, load_or_train
@@ -64,7 +66,7 @@ def semantic_classifier(dom: DomainConfig, cfg: EvalConfig, device: torch.device
         raise EvalError(f"the semantic loss needs labels in domain A; data.a={dom.name.value} has none.")
     x, y, fingerprint = _real(dom, 10**9, cfg.seed, "data.a")
     path = Path(cfg.cache_dir).expanduser() / "classifiers"
-    path = path / f"semantic-{fingerprint}-e{cfg.classifier_epochs}-s{cfg.seed + 1}-v{VERSION}.pt"
+    path = path / f"semantic-{fingerprint}-e{cfg.classifier_epochs}-s{cfg.seed + 1}-v{VERSION}-stroke.pt"
     # training it (once; later runs read the cache) must leave the run's random stream as it was
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model, _ = load_or_train(
@@ -76,6 +78,7 @@ def semantic_classifier(dom: DomainConfig, cfg: EvalConfig, device: torch.device
             cfg.seed + 1,
             device,
             purpose="semantic-loss (domain A)",
+            augment="stroke",
         )
     for p in model.parameters():
         p.requires_grad_(False)
