@@ -140,7 +140,7 @@ def test_semantic_classifier_trains_with_random_stroke_sharpness():
     assert 0.5 < curved.float().mean() < 0.9
     # the curve is steeper than the ramp through its threshold (all but the shallowest, k near 1):
     # most curved images have more pixels near ink or background
-    near_ends = lambda x: ((x.abs() > 0.8).float().mean(dim=(1, 2, 3)))  # noqa: E731
+    near_ends = lambda x: (x.abs() > 0.8).float().mean(dim=(1, 2, 3))  # noqa: E731
     assert (near_ends(out[curved]) > near_ends(plain[curved])).float().mean() > 0.8
     # and the threshold varies, so strokes come out thinner in some images and thicker in others
     ink = (out[curved] > 0).float().mean(dim=(1, 2, 3))
