@@ -247,8 +247,9 @@ class LossConfig:
     cycle_weight: float = 10.0
     identity_weight: float = 0.5
     # cyclegan: CyCADA's semantic consistency (Hoffman et al. 2018, eq. 4), 0 = off: a classifier of
-    # domain A, trained once on A's labels and frozen, must give a translation the class it gives
-    # the untranslated image, both ways (needs a labelled data.a)
+    # domain A, trained once on A's labels (with random stroke sharpness) and frozen, must give a
+    # translation the class it gives the untranslated image, both ways (needs a labelled data.a;
+    # 3 in experiment=cycada_digits2mnist)
     semantic_weight: float = 0.0
     # stylegan2 (Karras et al. 2020): lazy R1 every r1_interval D steps (its weight loss.r1_gamma),
     # path-length regularisation (weight 0 = off; 2 in the paper) every pl_interval G steps on
