@@ -77,6 +77,11 @@ class Activation(str, Enum):
     leaky_relu = "leaky_relu"  # slope 0.2
 
 
+class GOutput(str, Enum):
+    linear = "linear"  # the reference's: the skip sum as it is
+    tanh = "tanh"  # squashed into (-1, 1), as DCGAN's
+
+
 class LossName(str, Enum):
     minimax = "minimax"
     nonsaturating = "nonsaturating"
@@ -218,6 +223,10 @@ class ModelConfig:
     # stylegan2: samples per group of D's minibatch-std layer (the reference's 4; 32 in its cifar
     # config, which sees a diversity problem across the whole batch of 32)
     mbstd_group: int = 4
+    # stylegan2: G's last operation. linear (the reference's) leaves a near-binary set such as MNIST
+    # (80 % of its pixels exactly -1) an easy cue for D, the background's exact value, and G chasing
+    # it collapses to one digit at 32 px on a CPU budget; tanh (DCGAN's) makes -1 reachable (README)
+    g_output: GOutput = GOutput.linear
 
 
 @dataclass
@@ -879,7 +888,7 @@ def inert_settings(cfg: Config) -> list[str]:
         ("model.d_channels", m.name in (ModelName.mlp, ModelName.stylegan2), f"model={m.name.value}"),
         *(
             (f"model.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (stylegan2's)")
-            for key in ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group")
+            for key in ("w_dim", "mapping_layers", "channel_base", "channel_max", "mbstd_group", "g_output")
         ),
         *(
             (f"loss.{key}", m.name != ModelName.stylegan2, f"model={m.name.value} (the StyleGAN2 game's)")

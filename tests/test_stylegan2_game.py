@@ -336,3 +336,29 @@ def test_minibatch_std_group_follows_the_config(tmp_path):
     assert compose_config("experiment=stylegan2_cifar10").model.mbstd_group == 32
     notes = inert_settings(compose_config("model=dcgan", "model.mbstd_group=8"))
     assert any(n.startswith("model.mbstd_group") and "stylegan2's" in n for n in notes), notes
+
+
+def test_g_output_follows_the_config_and_old_files_keep_the_linear_output(tmp_path):
+    """model.g_output: the reference's linear sum or tanh; a generator file written before the key
+    existed rebuilds with the linear output it was trained with; other models name it inert."""
+    from gan_cli.sampling import generator_from_state
+
+    assert compose_config("model=stylegan2").model.g_output.value == "tanh"
+    assert compose_config("experiment=stylegan2_cifar10").model.g_output.value == "linear"
+    t = sg2("model.g_output=linear", tmp_path=tmp_path / "linear", steps=1)
+    assert t.game.G.synthesis.output == "linear"
+    t = sg2("model.g_output=tanh", tmp_path=tmp_path / "tanh", steps=1)
+    assert t.game.G.synthesis.output == "tanh"
+    fit(t, tmp_path / "tanh")
+    state = torch.load(tmp_path / "tanh" / "checkpoints" / "generator.pt", weights_only=True)
+    assert state["model"]["g_output"] == "tanh"
+    assert generator_from_state(state, tmp_path, torch.device("cpu")).g.synthesis.output == "tanh"
+    del state["model"]["g_output"]  # as a file of an earlier version
+    assert generator_from_state(state, tmp_path, torch.device("cpu")).g.synthesis.output == "linear"
+    notes = inert_settings(compose_config("model=dcgan", "model.g_output=tanh"))
+    assert any(n.startswith("model.g_output") and "stylegan2's" in n for n in notes), notes
+    from gan_cli.cli import check_overrides
+    from gan_cli.errors import UserError
+
+    with pytest.raises(UserError, match=r"model.g_output=sigmoid: .*expected one of \[linear, tanh\]"):
+        check_overrides(["model=stylegan2", "model.g_output=sigmoid"])

@@ -268,6 +268,23 @@ def test_bad_image_size(size):
         tiny_d(size)
 
 
+def test_tanh_output_squashes_the_skip_sum():
+    """output="tanh" is tanh of what the reference's linear output gives with the same weights."""
+    torch.manual_seed(0)
+    linear = tiny_g().eval()
+    torch.manual_seed(0)
+    squashed = tiny_g(output="tanh").eval()
+    for p in linear.synthesis.blocks[-1].torgb.parameters():  # push the sum well past +-1
+        p.data.mul_(20)
+    squashed.load_state_dict(linear.state_dict())
+    z = torch.randn(6, 8)
+    a, b = linear(z), squashed(z)
+    assert a.abs().max() > 3  # the linear sum leaves [-1, 1]
+    assert torch.allclose(b, torch.tanh(a), atol=1e-6) and b.abs().max() <= 1
+    with pytest.raises(ValueError, match="output must be one of linear, tanh; got 'sigmoid'"):
+        tiny_g(output="sigmoid")
+
+
 def set_noise_strength(g, value):
     for name, p in g.named_parameters():
         if name.endswith("noise_strength"):

@@ -159,6 +159,7 @@ def _stylegan2(model: ModelConfig, data: DataConfig) -> tuple[nn.Module, nn.Modu
             data.channels,
             c_dim=c_dim,
             mapping_depth=model.mapping_layers,
+            output=model.g_output.value,
             **size,
         )
         # D's label mapping keeps the reference's 8 layers (model.mapping_layers is G's, as its `map`)

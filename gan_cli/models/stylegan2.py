@@ -24,6 +24,7 @@ LRELU_GAIN = math.sqrt(2.0)  # keeps the second moment of a unit-variance signal
 SQRT_HALF = math.sqrt(0.5)
 RESAMPLE_TAPS = (1.0, 3.0, 3.0, 1.0)  # the reference's low-pass filter for up- and down-sampling
 NOISE_MODES = ("random", "const", "none")
+OUTPUTS = ("linear", "tanh")
 
 
 # --- FIR resampling (the [1,3,3,1] filter, as upfirdn2d in the reference) -----------------------
@@ -418,10 +419,13 @@ def channels_per_resolution(image_size: int, channel_base: int, channel_max: int
 
 
 class SynthesisNetwork(nn.Module):
-    """ws (N, num_ws, w_dim) -> images (N, image_channels, S, S), roughly in [-1, 1] (no tanh, as
-    the reference): a learned 4x4 constant, two modulated convs per resolution up to S (one at 4x4),
-    and the skip architecture, whose image is the up-sampled sum of every resolution's toRGB.
-    num_ws = 2 log2(S) - 2 (8 at 32 px)."""
+    """ws (N, num_ws, w_dim) -> images (N, image_channels, S, S): a learned 4x4 constant, two
+    modulated convs per resolution up to S (one at 4x4), and the skip architecture, whose image is
+    the up-sampled sum of every resolution's toRGB. num_ws = 2 log2(S) - 2 (8 at 32 px).
+
+    `output`: "linear" returns that sum as it is, roughly in [-1, 1] (the reference's); "tanh"
+    squashes it into (-1, 1) as DCGAN's generator (Radford et al. 2016), so a near-binary set's
+    background (MNIST: 80 % of the pixels exactly -1) is reachable (README, "StyleGAN2")."""
 
     def __init__(
         self,
@@ -430,10 +434,14 @@ class SynthesisNetwork(nn.Module):
         image_channels: int,
         channel_base: int = 32768,
         channel_max: int = 512,
+        output: str = "linear",
     ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
         ch = channels_per_resolution(image_size, channel_base, channel_max)
         self.w_dim, self.image_size, self.image_channels = w_dim, image_size, image_channels
+        self.output = output
         self.blocks = nn.ModuleList(
             SynthesisBlock(ch.get(r // 2, 0), ch[r], w_dim, r, image_channels) for r in ch
         )
@@ -452,15 +460,16 @@ class SynthesisNetwork(nn.Module):
         for block in self.blocks:
             x, img = block(x, img, ws[:, i : i + block.num_conv + 1], noise_mode, generator)
             i += block.num_conv
-        return img
+        return torch.tanh(img) if self.output == "tanh" else img
 
 
 class Generator(nn.Module):
     """StyleGAN2 generator = MappingNetwork + SynthesisNetwork (Karras et al. 2020).
 
-    forward(z (N, z_dim), c) -> images (N, image_channels, S, S), roughly in [-1, 1]. For style
-    mixing and path-length regularisation call the parts: ws = G.mapping(z, c) (N, num_ws, w_dim),
-    then G.synthesis(ws)."""
+    forward(z (N, z_dim), c) -> images (N, image_channels, S, S), roughly in [-1, 1] (in (-1, 1)
+    with output="tanh", see SynthesisNetwork). For style mixing and path-length regularisation call
+    the parts: ws = G.mapping(z, c) (N, num_ws, w_dim), then G.synthesis(ws). Raises ValueError for
+    an image size that is not a power of two >= 8, or an unknown output."""
 
     def __init__(
         self,
@@ -474,11 +483,14 @@ class Generator(nn.Module):
         mapping_depth: int = 8,
         mapping_lr_mul: float = 0.01,
         w_avg_beta: float = 0.995,
+        output: str = "linear",
     ) -> None:
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.image_size, self.image_channels = image_size, image_channels
-        self.synthesis = SynthesisNetwork(w_dim, image_size, image_channels, channel_base, channel_max)
+        self.synthesis = SynthesisNetwork(
+            w_dim, image_size, image_channels, channel_base, channel_max, output
+        )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(
             z_dim, w_dim, self.num_ws, mapping_depth, c_dim, lr_mul=mapping_lr_mul, w_avg_beta=w_avg_beta
