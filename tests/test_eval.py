@@ -139,6 +139,45 @@ def test_classifier_metric_real_vs_shuffled_labels(mnist5k, tmp_path):
     assert list(tmp_path.glob("classifiers/*.pt"))  # trained once, cached
 
 
+def test_a_run_on_a_subset_is_judged_against_the_whole_set(mnist5k, tmp_path):
+    """data.subset=500: the classifier and the reference statistics come from all of MNIST-5k (as
+    the ADA paper's FIDs), not from the 500 images G saw (450 of which once trained a classifier
+    to 22 % held-out accuracy)."""
+    import dataclasses
+
+    from gan_cli.metrics import _real
+
+    cfg, x, y = mnist5k
+    few = dataclasses.replace(cfg.data, subset=500)
+    gen = LoadedGenerator(RealLookup(x, y, False).eval(), cfg.model, few, 0, False, tmp_path)
+    real_x, real_y, fingerprint = _real(gen, 10**6, 0)
+    assert len(real_x) == 5000 and fingerprint == _real_of_full(cfg, gen)
+    ev = EvalConfig(n_samples=1000, real_samples=5000, classifier_epochs=5, cache_dir=str(tmp_path))
+    out = evaluate(gen, ["classifier"], ev, torch.device("cpu"))
+    assert out["classifier/acc_real"] > 0.9 and "say little" not in out["note"]
+
+
+def _real_of_full(cfg, gen):
+    from gan_cli.metrics import _real_of
+
+    return _real_of(cfg.data, 10**6, 0)[2]
+
+
+def test_a_classifier_that_cannot_read_the_real_set_comes_with_a_note(mnist5k, tmp_path):
+    from gan_cli.metrics import _classifier_metrics
+
+    cfg, x, y = mnist5k
+    gen = LoadedGenerator(RealLookup(x, y, False).eval(), cfg.model, cfg.data, 0, False, tmp_path)
+    noise = torch.randint(
+        0, 10, (600,), generator=torch.Generator().manual_seed(0)
+    )  # labels that mean nothing
+    ev = EvalConfig(classifier_epochs=1, cache_dir=str(tmp_path))
+    real = (x[:600].add(1).mul(127.5)).round().to(torch.uint8)
+    out = _classifier_metrics(gen, x[600:800], None, real, noise, "noise", ev, tmp_path, torch.device("cpu"))
+    assert out["classifier/acc_real"] < 0.3
+    assert "held-out accuracy on the real set is" in out["note"] and "say little" in out["note"]
+
+
 # ---- sampling --------------------------------------------------------------------------------
 def test_truncation_and_slerp():
     z = sample_latents(ModelConfig(z_dim=16), 500, torch.Generator().manual_seed(0), truncation=0.5)

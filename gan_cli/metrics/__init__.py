@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,15 @@ def _fake(gen: LoadedGenerator, n: int, seed: int, batch_size: int) -> tuple[Ten
 
 
 def _real(gen: LoadedGenerator, n: int, seed: int) -> tuple[Tensor, Tensor | None, str]:
-    """Up to n real items (a seeded choice) and a fingerprint of exactly those items."""
-    return _real_of(gen.data, n, seed)
+    """Up to n real items (a seeded choice) and a fingerprint of exactly those items. A run trained
+    on `data.subset` items is judged against the whole set they were drawn from (its data.classes
+    kept), as the ADA paper computes FID against all available images whatever subset trained
+    (Karras et al. 2020, "Training GANs with Limited Data", sec. 4): the subset is what G learns
+    from, the set is what it should learn."""
+    return _real_of(dataclasses.replace(gen.data, subset=0), n, seed)
+
+
+LOW_CLASSIFIER_ACCURACY = 0.8  # below this, classifier/* comes with a note that it is unreliable
 
 
 def _real_of(data_cfg: DataConfig, n: int, seed: int) -> tuple[Tensor, Tensor | None, str]:
@@ -304,4 +312,11 @@ def _classifier_metrics(
     }
     if fake_y is not None:
         out["classifier/cond_acc"] = float((fake_pred == fake_y).float().mean())
+    if accuracy < LOW_CLASSIFIER_ACCURACY:
+        _add_note(
+            out,
+            f"classifier: its held-out accuracy on the real set is {accuracy:.1%} (classifier/acc_real), "
+            f"so its classes and features say little; the set has {len(real)} labelled items "
+            "(more, or eval.classifier_epochs, train a better one).",
+        )
     return out

@@ -6,6 +6,7 @@ that classifier's features, and how well does the cycle reconstruct the input.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,9 @@ def evaluate_translation(
     real = {}
     for key, dom in (("a", tr.data.a), ("b", tr.data.b)):
         assert dom is not None
-        x, y, fingerprint = _real(dom, cfg.real_samples, cfg.seed, f"data.{key}")
+        # the whole set a data.<key>.subset was drawn from (as the GAN metrics: metrics._real)
+        whole = dataclasses.replace(dom, subset=0)
+        x, y, fingerprint = _real(whole, cfg.real_samples, cfg.seed, f"data.{key}")
         where = f"data.{key}.name={dom.name.value}" + (f" (data.{key}.root={dom.root})" if dom.root else "")
         if (problem := feat.too_few_real(metrics, len(x), where)) is not None:
             raise EvalError(f"{problem}.")
