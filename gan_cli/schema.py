@@ -224,7 +224,7 @@ class ModelConfig:
     # config, which sees a diversity problem across the whole batch of 32)
     mbstd_group: int = 4
     # stylegan2: G's last operation. linear (the reference's) leaves a near-binary set such as MNIST
-    # (80 % of its pixels exactly -1) an easy cue for D, the background's exact value, and G chasing
+    # (85 % of its 32 px pixels exactly -1) an easy cue for D, the background's exact value, and G chasing
     # it collapses to one digit at 32 px on a CPU budget; tanh (DCGAN's) makes -1 reachable (README)
     g_output: GOutput = GOutput.linear
 
