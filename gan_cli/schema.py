@@ -236,6 +236,10 @@ class LossConfig:
     # G updates per step, the later ones through a fresh G forward of the same z (the DCGAN-tensorflow
     # code behind PacGAN's Stacked MNIST runs takes 2, "to make sure that d_loss does not go to zero")
     g_steps: int = 1
+    # the step from which G takes one update per step again (0: loss.g_steps for the whole run); the
+    # extra G steps carry a GAN through the early phase in which D can win outright, and cost the
+    # later KL on Stacked MNIST (README "Stacked MNIST")
+    g_steps_until: int = 0
     gp_weight: float = 10.0  # wgan_gp
     clip: float = 0.01  # wgan weight clipping
     r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad D(x_real)||^2 (Mescheder et al. 2018); 0 = off
@@ -523,6 +527,10 @@ def check_config(cfg: Config) -> None:
         problems.append(f"loss.n_critic must be >= 1, got {cfg.loss.n_critic}")
     if cfg.loss.g_steps < 1:
         problems.append(f"loss.g_steps must be >= 1, got {cfg.loss.g_steps}")
+    if cfg.loss.g_steps_until < 0:
+        problems.append(
+            f"loss.g_steps_until must be >= 0 (0: loss.g_steps to the end), got {cfg.loss.g_steps_until}"
+        )
     for key in ("lr_g", "lr_d"):
         if getattr(cfg.optim, key) <= 0:
             problems.append(f"optim.{key} must be > 0, got {getattr(cfg.optim, key)}")
@@ -928,6 +936,7 @@ def inert_settings(cfg: Config) -> list[str]:
         ("data.labels", cfg.data.name != DataName.image_folder, f"data={cfg.data.name.value}"),
         ("data.skip_bad", cfg.data.name != DataName.image_folder, f"data={cfg.data.name.value}"),
         ("trainer.instance_noise_steps", cfg.trainer.instance_noise == 0, "trainer.instance_noise=0"),
+        ("loss.g_steps_until", cfg.loss.g_steps == 1, "loss.g_steps=1 (one G update per step throughout)"),
         *(
             (f"trainer.ada_{key}", not t.ada, "trainer.ada=false")
             for key in ("pipe", "target", "interval", "kimg", "p")
@@ -958,6 +967,7 @@ def inert_settings(cfg: Config) -> list[str]:
             for key in (
                 "loss.n_critic",
                 "loss.g_steps",
+                "loss.g_steps_until",
                 "loss.r1_gamma",
                 "loss.label_smoothing",
                 "loss.feature_matching",

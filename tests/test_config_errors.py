@@ -18,6 +18,7 @@ from tests.conftest import run_cli
         ("model.cond=film", ["model.cond", "projection", "concat"]),
         ("trainer.steps=0", ["trainer.steps", ">= 1"]),  # out of range
         ("loss.g_steps=0", ["loss.g_steps must be >= 1, got 0"]),
+        ("loss.g_steps_until=-1", ["loss.g_steps_until must be >= 0 (0: loss.g_steps to the end), got -1"]),
         ("trainer.ema_bn_batches=-1", ["trainer.ema_bn_batches", ">= 0"]),
         ("optim.betas=[0.5]", ["optim.betas"]),
         ("loss.mmd_bandwidths=[0.1,-1]", ["loss.mmd_bandwidths must all be > 0"]),

@@ -80,6 +80,22 @@ def test_g_steps_updates_g_again_on_the_same_z(tmp_path):
     assert not torch.equal(next(one.G.parameters()), next(two.G.parameters()))
 
 
+def test_g_steps_until_returns_to_one_g_step(tmp_path):
+    """loss.g_steps=2 with loss.g_steps_until=2: two G updates at steps 0 and 1, one from step 2 on."""
+    cfg = compose_config("model=dcgan", "trainer.steps=5", "loss.g_steps=2", "loss.g_steps_until=2")
+    trainer = Trainer(cfg, tmp_path)
+    fit(trainer, tmp_path)
+    adam_step = lambda opt: int(next(iter(opt.state_dict()["state"].values()))["step"])  # noqa: E731
+    assert (adam_step(trainer.game.opt_g), adam_step(trainer.game.opt_d)) == (2 * 2 + 3, 5)
+    game = trainer.game
+    counts = []
+    for game.step in range(4):
+        counts.append(game.g_steps_now())
+    assert counts == [2, 2, 1, 1]
+    notes = " ".join(inert_settings(compose_config("model=dcgan", "loss.g_steps_until=100")))
+    assert "loss.g_steps_until=100 has no effect with loss.g_steps=1" in notes
+
+
 def test_loss_sets_optimizer_defaults():
     wgan = compose_config("loss=wgan")
     assert wgan.optim.name.value == "rmsprop" and wgan.loss.n_critic == 5

@@ -164,7 +164,7 @@ class GAN(Game):
         for i in range(n_critic):
             loss_d, real_logits, gn_d, fake, y = self._d_step(last=i == n_critic - 1)
         loss_g, gen_logits, gn_g = self._g_step(fake, y)
-        for _ in range(self.cfg.loss.g_steps - 1):
+        for _ in range(self.g_steps_now() - 1):
             with self.autocast():
                 fake = self.G(self._last_z, y)
             loss_g, gen_logits, gn_g = self._g_step(fake, y)
@@ -180,6 +180,11 @@ class GAN(Game):
             gn_g.float(),
         ]
         return torch.stack([*values, self._rt] if self.ada is not None else values)
+
+    def g_steps_now(self) -> int:
+        """G updates at this step: loss.g_steps before loss.g_steps_until (or always, when 0), then 1."""
+        lc = self.cfg.loss
+        return lc.g_steps if not lc.g_steps_until or self.step < lc.g_steps_until else 1
 
     def _d_step(self, last: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
         """One D update. Returns (loss_d, real logits, grad norm, fake, fake labels); the last
