@@ -236,9 +236,8 @@ class LossConfig:
     # G updates per step, the later ones through a fresh G forward of the same z (the DCGAN-tensorflow
     # code behind PacGAN's Stacked MNIST runs takes 2, "to make sure that d_loss does not go to zero")
     g_steps: int = 1
-    # the step from which G takes one update per step again (0: loss.g_steps for the whole run); the
-    # extra G steps carry a GAN through the early phase in which D can win outright, and cost the
-    # later KL on Stacked MNIST (README "Stacked MNIST")
+    # the step from which G takes one update per step again (0: loss.g_steps for the whole run): the
+    # extra G steps only through the early phase in which D can win outright (README "Stacked MNIST")
     g_steps_until: int = 0
     gp_weight: float = 10.0  # wgan_gp
     clip: float = 0.01  # wgan weight clipping
