@@ -20,10 +20,12 @@ from tests.test_training import fit
 
 PAIRS = [("dcgan", "nonsaturating"), ("cgan", "hinge"), ("mlp", "wgan_gp")]
 # extra overrides: G with virtual batch norm (its reference latents travel in the checkpoint); two
-# G steps per step on packed D inputs (the Stacked MNIST VEEGAN recipe's game)
+# G steps per step on packed D inputs (the Stacked MNIST VEEGAN recipe's game); and back to one G step
+# at step 7, after the stop at 5
 VARIANTS = [(m, loss, ()) for m, loss in PAIRS] + [
     ("mlp", "lsgan", ("model.g_norm=virtual_batch",)),
     ("dcgan", "nonsaturating", ("loss.g_steps=2", "model.pack=2")),
+    ("dcgan", "nonsaturating", ("loss.g_steps=2", "loss.g_steps_until=7")),
 ]
 
 
