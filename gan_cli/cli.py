@@ -281,7 +281,7 @@ class Attempt:
     fresh: bool = True  # this command made run_dir (not a resumed run's own folder)
     started: bool = False  # training began: the folder holds work
     step: int | None = None
-    transcript: Any = None  # the logs.Transcript that becomes the run's train.log
+    transcript: Any = None  # the transcript.Transcript that becomes the run's train.log
 
     def keep_log(self, run_dir: Path) -> None:
         if self.transcript is not None:
@@ -298,10 +298,6 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
     """Train one run from a composed config; returns the final health metrics."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
-    from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_state, resolve_resume
-    from gan_cli.logs import RunLogger
-    from gan_cli.trainer import Trainer, precision_note
 
     attempt = attempt or Attempt()
     hc = HydraConfig.get()
@@ -326,6 +322,8 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
             print(f"resume=auto: continuing {previous}", flush=True)
             cfg.resume = str(previous)
     if cfg.resume:
+        from gan_cli.checkpoint import load_state, resolve_resume
+
         ckpt_path, run_dir = resolve_resume(cfg.resume)
         attempt.run_dir, attempt.fresh = run_dir, False
         state = load_state(ckpt_path)
@@ -338,12 +336,14 @@ def train(cfg: DictConfig, attempt: Attempt | None = None) -> dict[str, float]:
 
     check_result_keys(typed)
 
+    # torch only now: a config mistake above is reported before the seconds its import takes
     import torch
 
     from gan_cli import distributed
+    from gan_cli.checkpoint import CheckpointError, CheckpointWriter
     from gan_cli.cpu import auto_threads, parallel_jobs
-    from gan_cli.logs import NullLogger
-    from gan_cli.trainer import resolve_device
+    from gan_cli.logs import NullLogger, RunLogger
+    from gan_cli.trainer import Trainer, precision_note, resolve_device
 
     info = distributed.from_env()
     distributed.init(info, resolve_device(typed.trainer.device).type)
@@ -445,10 +445,10 @@ def _report(message: str) -> None:
 
 def describe_failure(e: BaseException) -> str | None:
     """One paragraph for an error the user can fix, or None for a bug (which keeps its traceback)."""
-    import torch
-
     if isinstance(e, UserError):
         return str(e)
+    import torch
+
     if isinstance(e, torch.OutOfMemoryError) or (
         isinstance(e, (RuntimeError, MemoryError)) and "can't allocate memory" in str(e)
     ):
@@ -508,9 +508,9 @@ def _hydra_train(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from gan_cli.logs import Transcript
+    from gan_cli.errors import Interrupted
     from gan_cli.sweep import record_failure
-    from gan_cli.trainer import Interrupted
+    from gan_cli.transcript import Transcript
 
     hc = HydraConfig.get()
     output_dir = Path(hc.runtime.output_dir)

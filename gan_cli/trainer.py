@@ -20,6 +20,7 @@ from gan_cli import __version__, distributed
 from gan_cli.checkpoint import CheckpointError, CheckpointWriter, load_checkpoint, nonfinite_tensors
 from gan_cli.data.common import progress_bars
 from gan_cli.distributed import DistInfo
+from gan_cli.errors import Interrupted
 from gan_cli.games import Game, Setup, game_class
 from gan_cli.games.gan import config_dict
 from gan_cli.health import HealthMonitor
@@ -37,17 +38,6 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
 ]
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; a checkpoint was written (`checkpoint`), or none could be (None:
-    the state was not finite), and `last_good` says what the checkpoints folder holds."""
-
-    def __init__(self, signum: int, checkpoint: Path | None, last_good: str) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-        self.checkpoint = checkpoint
-        self.last_good = last_good
 
 
 class RolledBack(Exception):  # noqa: N818 - control flow, not an error
