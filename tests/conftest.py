@@ -15,6 +15,11 @@ from gan_cli.cli import _setup
 from gan_cli.schema import Config
 
 REPO = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: N workers share the cores, one thread each
+    import torch
+
+    torch.set_num_threads(1)
 CONFIGS = REPO / "configs"
 
 # a config small enough for a CPU test to take a fraction of a second per step

@@ -122,9 +122,15 @@ def mnist5k():
     return cfg, data.x.float().mul(2 / 255).sub(1), data.y
 
 
-def test_classifier_metric_real_vs_shuffled_labels(mnist5k, tmp_path):
+@pytest.fixture(scope="module")
+def classifier_cache(tmp_path_factory):
+    """One cache for the module: the MNIST-5k classifier (5 epochs, 5,000 digits) is trained once."""
+    return tmp_path_factory.mktemp("classifier_cache")
+
+
+def test_classifier_metric_real_vs_shuffled_labels(mnist5k, classifier_cache, tmp_path):
     cfg, x, y = mnist5k
-    ev = EvalConfig(n_samples=1000, real_samples=5000, classifier_epochs=5, cache_dir=str(tmp_path))
+    ev = EvalConfig(n_samples=1000, real_samples=5000, classifier_epochs=5, cache_dir=str(classifier_cache))
     results = {}
     for shuffled in (False, True):
         gen = LoadedGenerator(RealLookup(x, y, shuffled).eval(), cfg.model, cfg.data, 0, False, tmp_path)
@@ -136,13 +142,14 @@ def test_classifier_metric_real_vs_shuffled_labels(mnist5k, tmp_path):
     assert right["classifier/fd"] < 3 * right["classifier/fd_floor"] + 0.05
     assert len(right["classifier/hist"]) == 10 and sum(right["classifier/hist"]) == pytest.approx(1, abs=1e-3)
     assert "biased" in right["note"]  # fewer than 10,000 samples
-    assert list(tmp_path.glob("classifiers/*.pt"))  # trained once, cached
+    assert list(classifier_cache.glob("classifiers/*.pt"))  # trained once, cached
 
 
-def test_a_run_on_a_subset_is_judged_against_the_whole_set(mnist5k, tmp_path):
+def test_a_run_on_a_subset_is_judged_against_the_whole_set(mnist5k, classifier_cache, tmp_path):
     """data.subset=500: the classifier and the reference statistics come from all of MNIST-5k (as
     the ADA paper's FIDs), not from the 500 images G saw (450 of which once trained a classifier
-    to 22 % held-out accuracy)."""
+    to 22 % held-out accuracy). The module's cache holds the whole set's classifier; one keyed by
+    the subset would be trained anew on its 450 images and fail the accuracy check."""
     import dataclasses
 
     from gan_cli.metrics import _real
@@ -152,7 +159,7 @@ def test_a_run_on_a_subset_is_judged_against_the_whole_set(mnist5k, tmp_path):
     gen = LoadedGenerator(RealLookup(x, y, False).eval(), cfg.model, few, 0, False, tmp_path)
     real_x, real_y, fingerprint = _real(gen, 10**6, 0)
     assert len(real_x) == 5000 and fingerprint == _real_of_full(cfg, gen)
-    ev = EvalConfig(n_samples=1000, real_samples=5000, classifier_epochs=5, cache_dir=str(tmp_path))
+    ev = EvalConfig(n_samples=1000, real_samples=5000, classifier_epochs=5, cache_dir=str(classifier_cache))
     out = evaluate(gen, ["classifier"], ev, torch.device("cpu"))
     assert out["classifier/acc_real"] > 0.9 and "say little" not in out["note"]
 
