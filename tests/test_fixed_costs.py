@@ -96,6 +96,31 @@ def test_a_training_run_never_imports_torch_dynamo(tmp_path):
     assert (tmp_path / "run" / "samples" / "step_000002.png").is_file()
 
 
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("loss.g_steps=0", "loss.g_steps must be >= 1, got 0"),  # check_config
+        ("trainer.stepz=10", "Unknown config key 'trainer.stepz'"),  # the override check
+        ("trainer.steps=${nope}", "Interpolation key 'nope' not found"),  # resolving the config
+    ],
+)
+def test_a_config_mistake_is_reported_before_torch_is_imported(override, message, tmp_path):
+    """Importing torch costs 2-3 s of a 2-core CPU; a config mistake is found without it."""
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules))\n"
+        "from gan_cli.cli import train_main\n"
+        f"sys.argv = ['gan-train', {override!r}]\n"
+        "train_main()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert "torch imported: False" in out.stdout
+
+
 def test_finish_inside_another_program_is_sys_exit():
     assert not is_gan_cli_process()  # pytest's __main__
     with pytest.raises(SystemExit) as exit_:
