@@ -233,13 +233,14 @@ def _check_sample_command(cmd: SampleCommand) -> None:
 
 def sample(cmd: SampleCommand) -> Path:
     """Draw samples from a run's generator and write them where `out=` says; returns that path."""
+    _check_sample_command(cmd)
+    target = sample_target(cmd.out, cmd.format)
+    # torch only now: a mistake in the arguments above is reported before the seconds its import takes
     import torch
 
     from gan_cli.latent import interpolate, sample_latents, truncation_problem
     from gan_cli.sampling import LoadedTranslator, generate, is_style_based, load_run, mapped, synthesise
 
-    _check_sample_command(cmd)
-    target = sample_target(cmd.out, cmd.format)
     loaded = load_run(cmd.run, device_of(cmd.device))
     if isinstance(loaded, LoadedTranslator):
         return translate_images(loaded, cmd, target)
@@ -552,11 +553,6 @@ def check_eval_settings(ev: EvalConfig) -> None:
 
 
 def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
-    from gan_cli.logs import json_safe
-    from gan_cli.metrics import evaluate
-    from gan_cli.metrics.features import sample_count
-    from gan_cli.sampling import LoadedTranslator, load_run
-
     metrics = [m.value for m in cmd.metrics] or [m.value for m in cmd.eval.metrics]
     if not metrics:
         raise CommandError(
@@ -564,6 +560,12 @@ def evaluate_run(cmd: EvalCommand) -> dict[str, Any]:
         )
     check_eval_settings(cmd.eval)
     out = eval_out(cmd.out) if cmd.out else None  # before the (long) evaluation
+    # torch only now: a mistake in the arguments above is reported before the seconds its import takes
+    from gan_cli.logs import json_safe
+    from gan_cli.metrics import evaluate
+    from gan_cli.metrics.features import sample_count
+    from gan_cli.sampling import LoadedTranslator, load_run
+
     device = device_of(cmd.device)
     gen = load_run(cmd.run, device)
     if isinstance(gen, LoadedTranslator):

@@ -97,21 +97,26 @@ def test_a_training_run_never_imports_torch_dynamo(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "override,message",
+    "main,args,message",
     [
-        ("loss.g_steps=0", "loss.g_steps must be >= 1, got 0"),  # check_config
-        ("trainer.stepz=10", "Unknown config key 'trainer.stepz'"),  # the override check
-        ("trainer.steps=${nope}", "Interpolation key 'nope' not found"),  # resolving the config
+        ("cli.train_main", ["loss.g_steps=0"], "loss.g_steps must be >= 1, got 0"),  # check_config
+        ("cli.train_main", ["trainer.stepz=10"], "Unknown config key 'trainer.stepz'"),  # override check
+        ("cli.train_main", ["trainer.steps=${nope}"], "Interpolation key 'nope' not found"),  # resolving
+        ("commands.sample_main", ["run=x", "n=-3"], "n must be >= 1, got -3."),
+        ("commands.eval_main", ["run=x", "metrics=[fid]", "eval.n_samples=0"], "eval.n_samples must be >= 2"),
+        ("commands.eval_main", ["run=x"], "name the metrics"),
     ],
 )
-def test_a_config_mistake_is_reported_before_torch_is_imported(override, message, tmp_path):
-    """Importing torch costs 2-3 s of a 2-core CPU; a config mistake is found without it."""
+def test_a_mistake_in_the_arguments_is_reported_before_torch_is_imported(main, args, message, tmp_path):
+    """Importing torch costs 2-3 s of a 2-core CPU; gan-train, gan-sample and gan-eval find a
+    mistake in their arguments without it."""
+    module, function = main.split(".")
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules))\n"
-        "from gan_cli.cli import train_main\n"
-        f"sys.argv = ['gan-train', {override!r}]\n"
-        "train_main()\n"
+        f"from gan_cli.{module} import {function}\n"
+        f"sys.argv = ['gan-cli', *{args!r}]\n"
+        f"{function}()\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path
